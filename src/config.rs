@@ -1,0 +1,227 @@
+//! Server configuration: built-in defaults, then a TOML file, then `LLM_SCALER_*` environment
+//! variables, then command-line flags (each overriding the previous), via the `config` crate.
+//!
+//! `[defaults]` holds the default policy for every ScaledObject, with exactly the metadata keys
+//! (`targetQueueDepth = 10`, ...), validated by the same code that validates metadata, so a bad
+//! default is refused at start-up with the key named, not at the first RPC.
+
+use std::{collections::HashMap, net::SocketAddr, path::Path, time::Duration};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::{
+    policy::PolicyConfig,
+    spec::{LatencyHistogram, LatencySpec, ParseContext, ScalerSpec, SpecError},
+};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("\"{s}\" is not a duration such as 5s or 10m: {e}")))
+}
+
+/// Everything the server reads at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// HTTP (metrics, health, API) listen address.
+    pub http_addr: SocketAddr,
+    /// Time between scrapes of a ScaledObject's pods.
+    #[serde(deserialize_with = "duration")]
+    pub scrape_interval: Duration,
+    /// Whole-request timeout of one scrape.
+    #[serde(deserialize_with = "duration")]
+    pub scrape_timeout: Duration,
+    /// A decision is stale (RPCs answer UNAVAILABLE) after this many intervals without a
+    /// successful scrape.
+    pub stale_intervals: u32,
+    /// A ScaledObject not asked about for this long stops being scraped.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Largest `/metrics` body accepted.
+    pub max_body_bytes: usize,
+    /// Concurrent scrapes, process-wide.
+    pub scrape_concurrency: usize,
+    /// Concurrent scrapes per ScaledObject.
+    pub per_scaledobject_concurrency: usize,
+    /// Discover pods through Kubernetes.
+    pub kube: bool,
+    /// Accept the `endpoints` / `dcgmEndpoints` metadata keys.
+    pub allow_static_endpoints: bool,
+    /// On shutdown, how long in-flight calls and streams (e.g. a health Watch) may take before
+    /// the server closes anyway.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing-subscriber EnvFilter syntax); `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// Default policy, with metadata keys.
+    pub defaults: HashMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            grpc_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            scrape_interval: Duration::from_secs(5),
+            scrape_timeout: Duration::from_secs(3),
+            stale_intervals: 3,
+            idle_timeout: Duration::from_secs(600),
+            max_body_bytes: 16 << 20,
+            scrape_concurrency: 256,
+            per_scaledobject_concurrency: 64,
+            kube: true,
+            allow_static_endpoints: false,
+            shutdown_grace: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+            defaults: HashMap::new(),
+        }
+    }
+}
+
+/// Configuration problems, at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, environment or flags did not deserialize.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A `[defaults]` entry is invalid.
+    #[error("configuration [defaults]: {0}")]
+    Defaults(#[from] SpecError),
+    /// A `[defaults]` key that is per-ScaledObject only.
+    #[error("configuration [defaults]: key \"{0}\" selects pods and can only be set in a ScaledObject's metadata")]
+    NotADefault(String),
+    /// Contradictory settings.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Keys that make sense as server-wide defaults.
+const DEFAULT_KEYS: &[&str] = &[
+    "targetQueueDepth",
+    "targetTokensPerSecond",
+    "targetLatencySeconds",
+    "latencyMetric",
+    "latencyQuantile",
+    "latencyWindow",
+    "targetGpuUtilization",
+    "targetKvCacheUsage",
+    "weightQueueDepth",
+    "weightTokensPerSecond",
+    "weightLatency",
+    "weightGpuUtilization",
+    "weightKvCacheUsage",
+    "blendMode",
+    "peakFactor",
+    "minReplicas",
+    "maxReplicas",
+    "activationThreshold",
+];
+
+impl Settings {
+    /// Loads defaults <- `file` <- environment <- `overrides` (flag name, value).
+    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder();
+        if let Some(f) = file {
+            b = b.add_source(config::File::from(f).format(config::FileFormat::Toml).required(true));
+        }
+        b = b.add_source(config::Environment::with_prefix("LLM_SCALER").prefix_separator("_").separator("__"));
+        for (k, v) in overrides {
+            b = b.set_override(*k, v.clone())?;
+        }
+        let s: Settings = b.build()?.try_deserialize()?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.scrape_interval.is_zero() || self.scrape_timeout.is_zero() {
+            return Err(ConfigError::Invalid("scrape_interval and scrape_timeout must be > 0".into()));
+        }
+        if self.stale_intervals == 0 || self.scrape_concurrency == 0 || self.per_scaledobject_concurrency == 0 {
+            return Err(ConfigError::Invalid("stale_intervals, scrape_concurrency and per_scaledobject_concurrency must be >= 1".into()));
+        }
+        if !self.kube && !self.allow_static_endpoints {
+            return Err(ConfigError::Invalid(
+                "without Kubernetes (--no-kube) the only pod source is static endpoints: add --allow-static-endpoints".into(),
+            ));
+        }
+        self.policy_defaults().map(|_| ())
+    }
+
+    /// A decision is served for this long after it was made.
+    pub fn stale_after(&self) -> Duration {
+        self.scrape_interval * self.stale_intervals
+    }
+
+    /// The default policy and latency definition, validated like metadata.
+    pub fn policy_defaults(&self) -> Result<(PolicyConfig, LatencySpec), ConfigError> {
+        let mut meta = HashMap::new();
+        for (k, v) in &self.defaults {
+            // Environment variables arrive lower-cased: match keys case-insensitively.
+            let key = DEFAULT_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            meta.insert((*key).to_string(), v.clone());
+        }
+        let base_policy = PolicyConfig::default();
+        let base_latency = LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) };
+        let spec = ScalerSpec::parse(
+            &meta,
+            &ParseContext {
+                namespace: "defaults",
+                policy_defaults: &base_policy,
+                latency_defaults: &base_latency,
+                allow_static_endpoints: false,
+                kube_enabled: true,
+            },
+        )?;
+        Ok((spec.policy, spec.latency))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Signal;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = std::env::temp_dir().join(format!("llm-scaler-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "scrape_interval = \"2s\"\nkube = false\nallow_static_endpoints = true\n[defaults]\ntargetQueueDepth = 4\npeakFactor = \"2\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &[("grpc_addr", "127.0.0.1:7000".into())]).unwrap();
+        assert_eq!(s.scrape_interval, Duration::from_secs(2));
+        assert_eq!(s.grpc_addr, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.stale_after(), Duration::from_secs(6));
+        let (p, _) = s.policy_defaults().unwrap();
+        assert_eq!(p.targets.get(Signal::QueueDepth), 4.0);
+        assert_eq!(p.peak_factor, 2.0);
+        std::fs::write(&f, "kube = false\nallow_static_endpoints = true\n[defaults]\npeakFactor = 0.5\n").unwrap();
+        let err = Settings::load(Some(&f), &[]).unwrap_err().to_string();
+        assert!(err.contains("peakFactor") && err.contains("0.5"), "{err}");
+        std::fs::write(&f, "kube = false\nallow_static_endpoints = true\n[defaults]\npodSelector = \"a=b\"\n").unwrap();
+        assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("podSelector"));
+        std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nscrape_intervall = \"2s\"\n").unwrap();
+        assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("scrape_intervall"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,94 @@
+//! The HTTP side: `/metrics` (our own Prometheus metrics), `/healthz`, `/readyz` and
+//! `/api/v1/decisions` (every served ScaledObject's latest decision with each signal's
+//! contribution and the reason, plus a short history). Read-only, from memory.
+
+use std::sync::{
+    Arc, OnceLock,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use serde::Serialize;
+
+use crate::{registry::Registry, spec::ScalerSpec, store::StoreView, telemetry::Metrics};
+
+/// What the HTTP handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Set once the server can decide.
+    pub registry: Arc<OnceLock<Arc<Registry>>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// True while ready (cleared at shutdown).
+    pub ready: Arc<AtomicBool>,
+}
+
+#[derive(Serialize)]
+struct TargetView {
+    namespace: String,
+    name: String,
+    spec: Arc<ScalerSpec>,
+    #[serde(flatten)]
+    store: StoreView,
+}
+
+#[derive(Serialize)]
+struct DecisionsView {
+    scaledobjects: Vec<TargetView>,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/decisions/{namespace}/{name}", get(decision))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+}
+
+async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
+    if s.ready.load(Ordering::Relaxed) && s.registry.get().is_some() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+fn views(s: &HttpState, filter: impl Fn(&str, &str) -> bool) -> Vec<TargetView> {
+    let Some(reg) = s.registry.get() else { return Vec::new() };
+    let now = tokio::time::Instant::now();
+    reg.all()
+        .into_iter()
+        .filter(|t| filter(&t.key.namespace, &t.key.name))
+        .map(|t| TargetView {
+            namespace: t.key.namespace.clone(),
+            name: t.key.name.clone(),
+            spec: t.spec.clone(),
+            store: t.store.view(now),
+        })
+        .collect()
+}
+
+async fn decisions(State(s): State<HttpState>) -> impl IntoResponse {
+    Json(DecisionsView { scaledobjects: views(&s, |_, _| true) })
+}
+
+async fn decision(State(s): State<HttpState>, Path((namespace, name)): Path<(String, String)>) -> impl IntoResponse {
+    let v = views(&s, |ns, n| ns == namespace && n == name);
+    if v.is_empty() {
+        return (StatusCode::NOT_FOUND, format!("no ScaledObject {namespace}/{name} is being served\n")).into_response();
+    }
+    Json(DecisionsView { scaledobjects: v }).into_response()
+}

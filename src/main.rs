@@ -1,0 +1,171 @@
+//! `llm-scaler`: the binary edge. Parses flags, loads configuration, sets up logging and runs a
+//! subcommand; everything else lives in the library.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use llm_scaler::{
+    config::{LogFormat, Settings},
+    demo::{self, DemoOptions},
+    server::{DiscoveryMode, Server},
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "llm-scaler",
+    version,
+    about = "KEDA external scaler for vLLM fleets: scrapes vLLM and DCGM, blends queue, tokens/s, latency, KV cache and GPU activity into one explained replica decision"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the external scaler (gRPC for KEDA, HTTP for metrics, health and the decisions API).
+    Serve(Box<ServeArgs>),
+    /// Offline demo: a fake vLLM fleet on loopback whose load rises and falls, the real server,
+    /// and a poller doing what KEDA and the HPA do, printing every decision and its reasons.
+    Demo(DemoArgs),
+}
+
+/// Flags override `LLM_SCALER_*` environment variables, which override the config file.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (see README, "Configuration").
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// gRPC listen address (KEDA's scalerAddress points here) [default: 0.0.0.0:9090].
+    #[arg(long, value_name = "ADDR")]
+    grpc_addr: Option<String>,
+    /// HTTP listen address for /metrics, /healthz, /readyz, /api/v1/decisions [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<String>,
+    /// Time between scrapes of a ScaledObject's pods, e.g. 5s [default: 5s].
+    #[arg(long, value_name = "DURATION")]
+    scrape_interval: Option<String>,
+    /// Whole-request timeout of one scrape, e.g. 3s [default: 3s].
+    #[arg(long, value_name = "DURATION")]
+    scrape_timeout: Option<String>,
+    /// Serve a decision for this many intervals after the last successful scrape, then answer
+    /// UNAVAILABLE [default: 3].
+    #[arg(long, value_name = "N")]
+    stale_intervals: Option<u32>,
+    /// Stop scraping a ScaledObject nobody asked about for this long, e.g. 10m [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<String>,
+    /// Largest /metrics body accepted, in bytes [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Concurrent scrapes, process-wide [default: 256].
+    #[arg(long, value_name = "N")]
+    scrape_concurrency: Option<usize>,
+    /// Run without Kubernetes: pods come only from the `endpoints` metadata key.
+    #[arg(long)]
+    no_kube: bool,
+    /// Accept the `endpoints` and `dcgmEndpoints` metadata keys (off by default: anyone who can
+    /// write a ScaledObject could otherwise make the scaler fetch arbitrary URLs).
+    #[arg(long)]
+    allow_static_endpoints: bool,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Log filter, e.g. info or llm_scaler=debug [default: info; RUST_LOG wins].
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// How long the demo runs (the load curve is compressed into it).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Peak arrival rate of the fake fleet, requests per second.
+    #[arg(long, default_value_t = 60.0)]
+    peak_rps: f64,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        let mut o = Vec::new();
+        let mut put = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                o.push((k, v));
+            }
+        };
+        put("grpc_addr", self.grpc_addr.clone());
+        put("http_addr", self.http_addr.clone());
+        put("scrape_interval", self.scrape_interval.clone());
+        put("scrape_timeout", self.scrape_timeout.clone());
+        put("stale_intervals", self.stale_intervals.map(|v| v.to_string()));
+        put("idle_timeout", self.idle_timeout.clone());
+        put("max_body_bytes", self.max_body_bytes.map(|v| v.to_string()));
+        put("scrape_concurrency", self.scrape_concurrency.map(|v| v.to_string()));
+        put("kube", self.no_kube.then(|| "false".to_string()));
+        put("allow_static_endpoints", self.allow_static_endpoints.then(|| "true".to_string()));
+        put("log_format", self.log_format.clone());
+        put("log_level", self.log_level.clone());
+        o
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().with_current_span(true).with_span_list(true).init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref(), &args.overrides()).context("loading configuration")?;
+    init_logging(settings.log_format, &settings.log_level);
+    let mode = if settings.kube { DiscoveryMode::Kube } else { DiscoveryMode::None };
+    let server = Server::start(settings, mode).await.context("starting the server")?;
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: shutting down gracefully");
+        let _ = stop.send(true);
+    });
+    server.wait().await.context("server")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(a) => serve(*a).await,
+        Command::Demo(a) => {
+            init_logging(LogFormat::Text, "warn");
+            demo::run(DemoOptions { duration: a.duration, peak_rps: a.peak_rps }).await.context("demo")
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Assembles and runs the scaler: gRPC (KEDA's service, health, reflection) and HTTP, with a
+//! graceful shutdown.
+//!
+//! Both listeners are bound first, so probes get an answer (NOT_SERVING) while pod discovery
+//! connects; the health service turns SERVING only once the scaler can decide, and back to
+//! NOT_SERVING as soon as shutdown starts. Shutdown stops accepting, lets in-flight calls finish,
+//! ends push streams cleanly and stops every collector.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle, time::Instant};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tracing::{error, info, warn};
+
+use crate::{
+    config::Settings,
+    discovery::{Discovery, PodLister, kube::KubeDiscovery},
+    grpc::ScalerService,
+    http::{HttpState, router},
+    proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
+    registry::{CollectSettings, Registry, Shared},
+    scrape::{ScrapeConfig, Scraper},
+    telemetry::Metrics,
+};
+
+/// How pods are found.
+#[derive(Clone)]
+pub enum DiscoveryMode {
+    /// Static endpoints only.
+    None,
+    /// Kubernetes, connected at start-up (retried until it answers).
+    Kube,
+    /// An in-process fleet (demo, simulator, benchmarks).
+    Custom(Arc<dyn PodLister>),
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// The reflection service could not be built.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP server failed.
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    /// Binds, starts serving and connects discovery in the background.
+    pub async fn start(settings: Settings, mode: DiscoveryMode) -> Result<Server, ServerError> {
+        let (policy_defaults, latency_defaults) = settings.policy_defaults()?;
+        let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
+        let http = TcpListener::bind(settings.http_addr).await.map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
+        let grpc_addr = grpc.local_addr().map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
+        let http_addr = http.local_addr().map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
+        let scraper =
+            Scraper::new(ScrapeConfig { timeout: settings.scrape_timeout, max_body_bytes: settings.max_body_bytes, ..Default::default() })?;
+
+        let metrics = Arc::new(Metrics::new());
+        let cell: Arc<OnceLock<Arc<Registry>>> = Arc::new(OnceLock::new());
+        let ready = Arc::new(AtomicBool::new(false));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter.set_not_serving::<ExternalScalerServer<ScalerService>>().await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let scaler = ScalerService::new(cell.clone(), metrics.clone(), shutdown_rx.clone());
+
+        let mut grpc_stop = shutdown_rx.clone();
+        let grpc_task = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ExternalScalerServer::new(scaler))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            });
+        let mut http_stop = shutdown_rx.clone();
+        let http_state = HttpState { registry: cell.clone(), metrics: metrics.clone(), ready: ready.clone() };
+        let http_task = axum::serve(http, router(http_state)).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
+
+        let grace = settings.shutdown_grace;
+        let shared = move |discovery: Discovery| Shared {
+            settings: CollectSettings {
+                interval: settings.scrape_interval,
+                stale_after: settings.stale_after(),
+                idle_timeout: settings.idle_timeout,
+                per_target_concurrency: settings.per_scaledobject_concurrency,
+            },
+            policy_defaults,
+            latency_defaults,
+            allow_static_endpoints: settings.allow_static_endpoints,
+            discovery,
+            scraper,
+            limiter: Arc::new(tokio::sync::Semaphore::new(settings.scrape_concurrency)),
+            metrics: metrics.clone(),
+            origin: Instant::now(),
+        };
+        let mut connect_stop = shutdown_rx.clone();
+        let connect_cell = cell.clone();
+        let connect = async move {
+            let discovery = match mode {
+                DiscoveryMode::None => Discovery::None,
+                DiscoveryMode::Custom(l) => Discovery::Custom(l),
+                DiscoveryMode::Kube => {
+                    let mut backoff = Duration::from_millis(500);
+                    loop {
+                        match KubeDiscovery::connect().await {
+                            Ok(d) => break Discovery::Kube(d),
+                            Err(e) => {
+                                warn!(error = %e, retry_in = ?backoff, "cannot reach the Kubernetes API yet; health stays NOT_SERVING")
+                            }
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = connect_stop.wait_for(|s| *s) => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            };
+            let _ = connect_cell.set(Arc::new(Registry::new(shared(discovery))));
+            reporter.set_service_status("", ServingStatus::Serving).await;
+            reporter.set_serving::<ExternalScalerServer<ScalerService>>().await;
+            ready.store(true, Ordering::Relaxed);
+            info!("ready: health SERVING");
+            let _ = connect_stop.wait_for(|s| *s).await;
+            ready.store(false, Ordering::Relaxed);
+            reporter.set_service_status("", ServingStatus::NotServing).await;
+            reporter.set_not_serving::<ExternalScalerServer<ScalerService>>().await;
+        };
+
+        let mut grace_stop = shutdown_rx.clone();
+        let task = tokio::spawn(async move {
+            let connect = tokio::spawn(connect);
+            let serve = async { tokio::join!(grpc_task, http_task) };
+            // Streams that never end by themselves (a health Watch) must not hold shutdown forever.
+            let deadline = async {
+                crate::grpc::stopped(&mut grace_stop).await;
+                tokio::time::sleep(grace).await;
+            };
+            let (g, h) = tokio::select! {
+                r = serve => r,
+                _ = deadline => {
+                    warn!(?grace, "in-flight calls did not finish within the shutdown grace period; closing");
+                    (Ok(()), Ok(()))
+                }
+            };
+            if let Some(r) = cell.get() {
+                r.shutdown();
+            }
+            let _ = connect.await;
+            g?;
+            h.map_err(ServerError::Http)?;
+            info!("stopped");
+            Ok(())
+        });
+        info!(%grpc_addr, %http_addr, "listening");
+        Ok(Server { grpc_addr, http_addr, shutdown, task })
+    }
+
+    /// Starts a graceful shutdown and waits for it to finish.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(true);
+        self.wait().await
+    }
+
+    /// A handle that starts the shutdown (for signal handlers).
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the server to stop.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "server task failed");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! `scalerMetadata` parsed once into a typed, validated [`ScalerSpec`].
+//!
+//! KEDA sends the trigger's `metadata` map as strings on every call. We parse it once per
+//! distinct map, reject unknown keys (a typo such as `targetQueueDeph` must not silently fall
+//! back to a default) and name the key, the value and what was expected in every error, which
+//! the gRPC layer returns as `InvalidArgument`.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+
+use serde::Serialize;
+
+use crate::policy::{BlendMode, PolicyConfig, Signal};
+
+/// Which latency histogram the latency signal reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyHistogram {
+    /// `vllm:time_to_first_token_seconds`: what users feel first, and what queueing inflates.
+    Ttft,
+    /// `vllm:e2e_request_latency_seconds`.
+    E2e,
+    /// `vllm:request_queue_time_seconds`.
+    Queue,
+    /// `vllm:inter_token_latency_seconds` (older: `vllm:time_per_output_token_seconds`).
+    Itl,
+    /// `vllm:request_time_per_output_token_seconds`.
+    Tpot,
+}
+
+impl LatencyHistogram {
+    const NAMES: &'static str = "ttft, e2e, queue, itl, tpot";
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "ttft" => Self::Ttft,
+            "e2e" => Self::E2e,
+            "queue" => Self::Queue,
+            "itl" => Self::Itl,
+            "tpot" => Self::Tpot,
+            _ => return None,
+        })
+    }
+
+    /// Histogram family names, current first, then older names to fall back to.
+    pub fn families(self) -> &'static [&'static str] {
+        match self {
+            Self::Ttft => &["vllm:time_to_first_token_seconds"],
+            Self::E2e => &["vllm:e2e_request_latency_seconds"],
+            Self::Queue => &["vllm:request_queue_time_seconds"],
+            Self::Itl => &["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"],
+            Self::Tpot => &["vllm:request_time_per_output_token_seconds"],
+        }
+    }
+}
+
+/// The latency signal's definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencySpec {
+    /// Which histogram.
+    pub histogram: LatencyHistogram,
+    /// Quantile in (0, 1).
+    pub quantile: f64,
+    /// Window over which bucket deltas are taken.
+    #[serde(with = "humantime_ser")]
+    pub window: Duration,
+}
+
+/// A statically configured scrape endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticEndpoint {
+    /// Name used as the pod name in logs and to join DCGM series (`name=host:port`, else
+    /// `host:port`).
+    pub name: String,
+    /// Address to scrape.
+    pub addr: SocketAddr,
+}
+
+/// Where the fleet's pods come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodSource {
+    /// Kubernetes: pods matching `selector` in `namespace`; when `selector` is `None`, the
+    /// selector of the ScaledObject's scale target.
+    Kube {
+        /// Namespace of the pods.
+        namespace: String,
+        /// Explicit label selector.
+        selector: Option<String>,
+    },
+    /// A fixed list (only with `--allow-static-endpoints`).
+    Static(Vec<StaticEndpoint>),
+}
+
+/// Which dcgm-exporter field stands for "GPU utilisation".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuField {
+    /// `DCGM_FI_DEV_GPU_UTIL` (percent) / `DCGM_FI_DEV_GPU_UTIL_RATIO`.
+    GpuUtil,
+    /// `DCGM_FI_PROF_GR_ENGINE_ACTIVE` / `DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO`.
+    GrEngineActive,
+    /// `DCGM_FI_PROF_DRAM_ACTIVE` / `DCGM_FI_PROF_DRAM_UTIL_RATIO`: decode saturation.
+    DramActive,
+}
+
+impl GpuField {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "gpuUtil" => Self::GpuUtil,
+            "grEngineActive" => Self::GrEngineActive,
+            "dramActive" => Self::DramActive,
+            _ => return None,
+        })
+    }
+}
+
+/// Where GPU activity comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuSource {
+    /// GPU signal not collected.
+    None,
+    /// dcgm-exporter pods found in Kubernetes, one per node.
+    KubeDcgm {
+        /// Namespace of the dcgm-exporter DaemonSet.
+        namespace: String,
+        /// Its pods' label selector.
+        selector: String,
+        /// Its metrics port.
+        port: u16,
+        /// Field to read.
+        field: GpuField,
+    },
+    /// Fixed dcgm-exporter endpoints (static mode); series are joined on the `pod` label.
+    StaticDcgm {
+        /// Endpoints to scrape.
+        endpoints: Vec<SocketAddr>,
+        /// Field to read.
+        field: GpuField,
+    },
+}
+
+/// Everything one ScaledObject asked for, validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScalerSpec {
+    /// The fleet's pods.
+    pub pods: PodSource,
+    /// vLLM metrics port.
+    pub metrics_port: u16,
+    /// vLLM metrics path.
+    pub metrics_path: String,
+    /// Only series whose `model_name` label equals this count.
+    pub model_name: Option<String>,
+    /// GPU activity source.
+    pub gpu: GpuSource,
+    /// Latency signal definition.
+    pub latency: LatencySpec,
+    /// Policy parameters.
+    pub policy: PolicyConfig,
+}
+
+/// Server-side context the parse depends on.
+#[derive(Debug, Clone)]
+pub struct ParseContext<'a> {
+    /// Namespace of the ScaledObject (default pod namespace).
+    pub namespace: &'a str,
+    /// Defaults for the policy (from the server configuration).
+    pub policy_defaults: &'a PolicyConfig,
+    /// Default latency definition (from the server configuration).
+    pub latency_defaults: &'a LatencySpec,
+    /// `--allow-static-endpoints`.
+    pub allow_static_endpoints: bool,
+    /// Whether a Kubernetes client is available.
+    pub kube_enabled: bool,
+}
+
+/// A metadata problem, always naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A key we do not know.
+    #[error("unknown scalerMetadata key \"{key}\"; valid keys: {valid}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// All valid keys.
+        valid: String,
+    },
+    /// A value we cannot use.
+    #[error("scalerMetadata key \"{key}\": got \"{value}\", expected {expected}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A combination we cannot use.
+    #[error("scalerMetadata key \"{key}\": {problem}")]
+    Conflict {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Every key we understand (README documents each).
+const KEYS: &[&str] = &[
+    "podSelector",
+    "namespace",
+    "metricsPort",
+    "metricsPath",
+    "modelName",
+    "endpoints",
+    "gpuSource",
+    "gpuField",
+    "dcgmNamespace",
+    "dcgmSelector",
+    "dcgmPort",
+    "dcgmEndpoints",
+    "targetQueueDepth",
+    "targetTokensPerSecond",
+    "targetLatencySeconds",
+    "latencyMetric",
+    "latencyQuantile",
+    "latencyWindow",
+    "targetGpuUtilization",
+    "targetKvCacheUsage",
+    "weightQueueDepth",
+    "weightTokensPerSecond",
+    "weightLatency",
+    "weightGpuUtilization",
+    "weightKvCacheUsage",
+    "blendMode",
+    "peakFactor",
+    "minReplicas",
+    "maxReplicas",
+    "activationThreshold",
+];
+
+/// Keys KEDA itself always or often sends to every external scaler; accepted and ignored.
+const KEDA_KEYS: &[&str] = &["scalerAddress", "enableTLS", "unsafeSsl", "caCert", "tlsClientCert", "tlsClientKey"];
+
+/// The metadata map with every key checked, and `xFromEnv` folded into `x`.
+struct Meta<'a> {
+    values: HashMap<&'static str, (&'a str, &'a str)>,
+}
+
+impl<'a> Meta<'a> {
+    fn new(raw: &'a HashMap<String, String>) -> Result<Self, SpecError> {
+        let mut values = HashMap::new();
+        let mut keys: Vec<&String> = raw.keys().collect();
+        keys.sort(); // deterministic errors
+        for k in keys {
+            if KEDA_KEYS.contains(&k.as_str()) {
+                continue;
+            }
+            let base = k.strip_suffix("FromEnv").unwrap_or(k);
+            let Some(known) = KEYS.iter().find(|key| **key == base) else {
+                let valid: Vec<&str> = KEYS.to_vec();
+                return Err(SpecError::UnknownKey { key: k.clone(), valid: valid.join(", ") });
+            };
+            if let Some((prev, _)) = values.insert(*known, (k.as_str(), raw[k].as_str())) {
+                return Err(SpecError::Conflict { key: k.clone(), problem: format!("given twice (also as \"{prev}\"); keep one") });
+            }
+        }
+        Ok(Meta { values })
+    }
+
+    fn get(&self, key: &'static str) -> Option<(&'a str, &'a str)> {
+        self.values.get(key).map(|&(k, v)| (k, v.trim()))
+    }
+
+    fn parse<T>(&self, key: &'static str, expected: &str, f: impl FnOnce(&str) -> Option<T>) -> Result<Option<T>, SpecError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some((k, v)) => f(v).map(Some).ok_or_else(|| bad(k, v, expected)),
+        }
+    }
+
+    fn positive(&self, key: &'static str, what: &str) -> Result<Option<f64>, SpecError> {
+        self.parse(key, &format!("a positive number ({what})"), |v| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0))
+    }
+
+    fn non_negative(&self, key: &'static str, what: &str) -> Result<Option<f64>, SpecError> {
+        self.parse(key, &format!("a number >= 0 ({what})"), |v| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0))
+    }
+
+    fn port(&self, key: &'static str) -> Result<Option<u16>, SpecError> {
+        self.parse(key, "a TCP port 1-65535", |v| v.parse::<u16>().ok().filter(|p| *p > 0))
+    }
+}
+
+fn bad(key: &str, value: &str, expected: &str) -> SpecError {
+    SpecError::BadValue { key: key.to_string(), value: value.to_string(), expected: expected.to_string() }
+}
+
+/// A ratio given as `0.7` or as a percentage `70%`.
+fn ratio(v: &str) -> Option<f64> {
+    let x = match v.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => v.parse::<f64>().ok()?,
+    };
+    (x.is_finite() && x > 0.0 && x <= 1.0).then_some(x)
+}
+
+fn endpoints(key: &str, v: &str) -> Result<Vec<StaticEndpoint>, SpecError> {
+    let expected = "a comma-separated list of host:port or name=host:port with IP hosts, e.g. 127.0.0.2:8000";
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, addr) = match item.split_once('=') {
+            Some((n, a)) => (n.trim().to_string(), a.trim()),
+            None => (item.to_string(), item),
+        };
+        let addr: SocketAddr = addr.parse().map_err(|_| bad(key, v, expected))?;
+        if name.is_empty() {
+            return Err(bad(key, v, expected));
+        }
+        out.push(StaticEndpoint { name, addr });
+    }
+    if out.is_empty() {
+        return Err(bad(key, v, expected));
+    }
+    Ok(out)
+}
+
+/// Validates a label selector string enough to fail early on obvious mistakes; the API server
+/// has the last word.
+fn selector(v: &str) -> Option<String> {
+    let ok = !v.is_empty()
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || " -_./=!,()".contains(c))
+        && v.chars().filter(|&c| c == '(').count() == v.chars().filter(|&c| c == ')').count();
+    ok.then(|| v.to_string())
+}
+
+fn duration(v: &str) -> Option<Duration> {
+    humantime::parse_duration(v).ok().filter(|d| !d.is_zero())
+}
+
+impl ScalerSpec {
+    /// Parses and validates one metadata map.
+    pub fn parse(raw: &HashMap<String, String>, ctx: &ParseContext<'_>) -> Result<Self, SpecError> {
+        let m = Meta::new(raw)?;
+        let pods = Self::pod_source(&m, ctx)?;
+        let metrics_port = m.port("metricsPort")?.unwrap_or(8000);
+        let metrics_path = m
+            .parse("metricsPath", "an absolute URL path such as /metrics", |v| {
+                (v.starts_with('/') && !v.contains(char::is_whitespace)).then(|| v.to_string())
+            })?
+            .unwrap_or_else(|| "/metrics".to_string());
+        let model_name = m.parse("modelName", "a non-empty model name", |v| (!v.is_empty()).then(|| v.to_string()))?;
+        let gpu = Self::gpu_source(&m, ctx, &pods)?;
+        let latency = LatencySpec {
+            histogram: m
+                .parse("latencyMetric", &format!("one of {}", LatencyHistogram::NAMES), LatencyHistogram::parse)?
+                .unwrap_or(ctx.latency_defaults.histogram),
+            quantile: m
+                .parse("latencyQuantile", "a quantile strictly between 0 and 1, e.g. 0.99", |v| {
+                    v.parse::<f64>().ok().filter(|q| *q > 0.0 && *q < 1.0)
+                })?
+                .unwrap_or(ctx.latency_defaults.quantile),
+            window: m.parse("latencyWindow", "a duration such as 60s or 5m", duration)?.unwrap_or(ctx.latency_defaults.window),
+        };
+        let policy = Self::policy(&m, ctx.policy_defaults)?;
+        Ok(ScalerSpec { pods, metrics_port, metrics_path, model_name, gpu, latency, policy })
+    }
+
+    fn pod_source(m: &Meta<'_>, ctx: &ParseContext<'_>) -> Result<PodSource, SpecError> {
+        if let Some((k, v)) = m.get("endpoints") {
+            if !ctx.allow_static_endpoints {
+                return Err(SpecError::Conflict {
+                    key: k.to_string(),
+                    problem: "static endpoints are disabled on this server (start it with --allow-static-endpoints); \
+                              otherwise anyone who can write a ScaledObject could make the scaler fetch arbitrary URLs"
+                        .to_string(),
+                });
+            }
+            for other in ["podSelector", "namespace"] {
+                if let Some((ok, _)) = m.get(other) {
+                    return Err(SpecError::Conflict { key: ok.to_string(), problem: format!("cannot be combined with \"{k}\"") });
+                }
+            }
+            return Ok(PodSource::Static(endpoints(k, v)?));
+        }
+        if !ctx.kube_enabled {
+            return Err(SpecError::Conflict {
+                key: "endpoints".to_string(),
+                problem: "required: this server runs without Kubernetes (--no-kube), so pods cannot be discovered".to_string(),
+            });
+        }
+        let namespace = m
+            .parse("namespace", "a Kubernetes namespace name", |v| {
+                (!v.is_empty() && v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                    .then(|| v.to_string())
+            })?
+            .unwrap_or_else(|| ctx.namespace.to_string());
+        let selector = m.parse("podSelector", "a label selector such as app=vllm,model in (llama)", selector)?;
+        Ok(PodSource::Kube { namespace, selector })
+    }
+
+    fn gpu_source(m: &Meta<'_>, ctx: &ParseContext<'_>, pods: &PodSource) -> Result<GpuSource, SpecError> {
+        let field = m.parse("gpuField", "one of gpuUtil, grEngineActive, dramActive", GpuField::parse)?.unwrap_or(GpuField::GpuUtil);
+        let source = m.parse("gpuSource", "one of dcgm, none", |v| match v {
+            "dcgm" => Some(true),
+            "none" => Some(false),
+            _ => None,
+        })?;
+        let weight_enabled =
+            m.non_negative("weightGpuUtilization", "weight")?.unwrap_or(ctx.policy_defaults.weights.get(Signal::GpuUtilization)) > 0.0;
+        // Scrape DCGM when asked explicitly, or when the GPU signal has weight; otherwise the
+        // extra scrapes buy nothing.
+        let enabled = source.unwrap_or(weight_enabled);
+        if !enabled {
+            return Ok(GpuSource::None);
+        }
+        if let Some((k, v)) = m.get("dcgmEndpoints") {
+            if !ctx.allow_static_endpoints {
+                return Err(SpecError::Conflict {
+                    key: k.to_string(),
+                    problem: "static endpoints are disabled on this server (start it with --allow-static-endpoints)".to_string(),
+                });
+            }
+            return Ok(GpuSource::StaticDcgm { endpoints: endpoints(k, v)?.into_iter().map(|e| e.addr).collect(), field });
+        }
+        if matches!(pods, PodSource::Static(_)) {
+            return Err(SpecError::Conflict {
+                key: "dcgmEndpoints".to_string(),
+                problem: "required when GPU metrics are enabled with static endpoints (or set gpuSource: none)".to_string(),
+            });
+        }
+        Ok(GpuSource::KubeDcgm {
+            namespace: m
+                .parse("dcgmNamespace", "a Kubernetes namespace name", |v| (!v.is_empty()).then(|| v.to_string()))?
+                .unwrap_or_else(|| "gpu-operator".to_string()),
+            selector: m
+                .parse("dcgmSelector", "a label selector such as app=nvidia-dcgm-exporter", selector)?
+                .unwrap_or_else(|| "app=nvidia-dcgm-exporter".to_string()),
+            port: m.port("dcgmPort")?.unwrap_or(9400),
+            field,
+        })
+    }
+
+    fn policy(m: &Meta<'_>, d: &PolicyConfig) -> Result<PolicyConfig, SpecError> {
+        let mut p = d.clone();
+        let targets: [(&'static str, Signal, &str); 5] = [
+            ("targetQueueDepth", Signal::QueueDepth, "requests waiting per replica"),
+            ("targetTokensPerSecond", Signal::TokensPerSecond, "prompt+generation tokens per second per replica"),
+            ("targetLatencySeconds", Signal::Latency, "seconds"),
+            ("targetGpuUtilization", Signal::GpuUtilization, ""),
+            ("targetKvCacheUsage", Signal::KvCacheUsage, ""),
+        ];
+        for (key, sig, what) in targets {
+            let v = if matches!(sig, Signal::GpuUtilization | Signal::KvCacheUsage) {
+                m.parse(key, "a ratio in (0, 1] such as 0.7, or a percentage such as 70%", ratio)?
+            } else {
+                m.positive(key, what)?
+            };
+            if let Some(v) = v {
+                p.targets.set(sig, v);
+            }
+        }
+        let weights: [(&'static str, Signal); 5] = [
+            ("weightQueueDepth", Signal::QueueDepth),
+            ("weightTokensPerSecond", Signal::TokensPerSecond),
+            ("weightLatency", Signal::Latency),
+            ("weightGpuUtilization", Signal::GpuUtilization),
+            ("weightKvCacheUsage", Signal::KvCacheUsage),
+        ];
+        for (key, sig) in weights {
+            if let Some(w) = m.non_negative(key, "weight; 0 disables the signal")? {
+                p.weights.set(sig, w);
+            }
+        }
+        if Signal::ALL.iter().all(|s| p.weights.get(*s) == 0.0) {
+            return Err(SpecError::Conflict {
+                key: "weightQueueDepth".into(),
+                problem: "every signal weight is 0: at least one signal must be enabled".into(),
+            });
+        }
+        if let Some(b) = m.parse("blendMode", "one of max, weighted", |v| match v {
+            "max" => Some(BlendMode::Max),
+            "weighted" => Some(BlendMode::Weighted),
+            _ => None,
+        })? {
+            p.blend = b;
+        }
+        if let Some(f) =
+            m.parse("peakFactor", "a number >= 1 (head-room multiplier)", |v| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 1.0))?
+        {
+            p.peak_factor = f;
+        }
+        let count = |v: &str| v.parse::<u32>().ok();
+        if let Some(n) = m.parse("minReplicas", "a whole number >= 1", |v| count(v).filter(|n| *n >= 1))? {
+            p.min_replicas = n;
+        }
+        if let Some(n) = m.parse("maxReplicas", "a whole number >= 1", |v| count(v).filter(|n| *n >= 1))? {
+            p.max_replicas = n;
+        }
+        if p.min_replicas > p.max_replicas {
+            let key = if m.get("maxReplicas").is_some() { "maxReplicas" } else { "minReplicas" };
+            return Err(SpecError::Conflict {
+                key: key.into(),
+                problem: format!("minReplicas {} is above maxReplicas {}", p.min_replicas, p.max_replicas),
+            });
+        }
+        if let Some(a) = m.non_negative("activationThreshold", "requests in flight")? {
+            p.activation_threshold = a;
+        }
+        Ok(p)
+    }
+}
+
+/// Every key with its default, for documentation tests.
+pub fn known_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().copied()
+}
+
+impl fmt::Display for StaticEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.addr)
+    }
+}
+
+mod humantime_ser {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(p: &'a PolicyConfig, l: &'a LatencySpec) -> ParseContext<'a> {
+        ParseContext { namespace: "ai", policy_defaults: p, latency_defaults: l, allow_static_endpoints: true, kube_enabled: true }
+    }
+
+    fn lat() -> LatencySpec {
+        LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) }
+    }
+
+    fn meta(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_and_keda_keys() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s =
+            ScalerSpec::parse(&meta(&[("scalerAddress", "x:9090"), ("enableTLS", "false"), ("unsafeSsl", "false")]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.pods, PodSource::Kube { namespace: "ai".into(), selector: None });
+        assert_eq!(s.metrics_port, 8000);
+        assert_eq!(s.metrics_path, "/metrics");
+        assert_eq!(s.policy, p);
+        assert_eq!(s.gpu, GpuSource::None);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_valid_list() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let err = ScalerSpec::parse(&meta(&[("targetQueueDeph", "5")]), &ctx(&p, &l)).unwrap_err().to_string();
+        assert!(err.contains("\"targetQueueDeph\""), "{err}");
+        assert!(err.contains("targetQueueDepth"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_expectation() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        for (k, v, want) in [
+            ("targetQueueDepth", "-1", "positive number"),
+            ("targetGpuUtilization", "170", "percentage"),
+            ("minReplicas", "0", ">= 1"),
+            ("peakFactor", "0.5", ">= 1"),
+            ("latencyMetric", "p99", "ttft"),
+            ("latencyQuantile", "99", "between 0 and 1"),
+            ("metricsPort", "http", "TCP port"),
+            ("blendMode", "avg", "max, weighted"),
+        ] {
+            let err = ScalerSpec::parse(&meta(&[(k, v)]), &ctx(&p, &l)).unwrap_err().to_string();
+            assert!(err.contains(k) && err.contains(v) && err.contains(want), "{k}: {err}");
+        }
+    }
+
+    #[test]
+    fn overrides_and_percentages() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(
+            &meta(&[
+                ("targetGpuUtilization", "70%"),
+                ("targetKvCacheUsage", "0.9"),
+                ("weightGpuUtilization", "0.5"),
+                ("blendMode", "weighted"),
+                ("minReplicas", "1"),
+                ("maxReplicas", "8"),
+                ("latencyMetric", "e2e"),
+                ("latencyWindow", "2m"),
+                ("podSelector", "app=vllm,tier in (a,b)"),
+            ]),
+            &ctx(&p, &l),
+        )
+        .unwrap();
+        assert!((s.policy.targets.get(Signal::GpuUtilization) - 0.7).abs() < 1e-12);
+        assert_eq!(s.policy.blend, BlendMode::Weighted);
+        assert_eq!((s.policy.min_replicas, s.policy.max_replicas), (1, 8));
+        assert_eq!(s.latency.window, Duration::from_secs(120));
+        assert!(matches!(s.gpu, GpuSource::KubeDcgm { port: 9400, .. }), "weight > 0 turns DCGM on");
+    }
+
+    #[test]
+    fn min_above_max_is_refused() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let err = ScalerSpec::parse(&meta(&[("minReplicas", "30")]), &ctx(&p, &l)).unwrap_err().to_string();
+        assert!(err.contains("minReplicas 30 is above maxReplicas 20"), "{err}");
+    }
+
+    #[test]
+    fn static_endpoints_need_the_server_flag() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let mut c = ctx(&p, &l);
+        c.allow_static_endpoints = false;
+        let err = ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000")]), &c).unwrap_err().to_string();
+        assert!(err.contains("--allow-static-endpoints"), "{err}");
+        c.allow_static_endpoints = true;
+        let s = ScalerSpec::parse(&meta(&[("endpoints", "a=127.0.0.2:8000, 127.0.0.3:8001")]), &c).unwrap();
+        let PodSource::Static(e) = s.pods else { panic!() };
+        assert_eq!(e[0].name, "a");
+        assert_eq!(e[1].name, "127.0.0.3:8001");
+        let err = ScalerSpec::parse(&meta(&[("endpoints", "vllm.svc:8000")]), &c).unwrap_err().to_string();
+        assert!(err.contains("\"endpoints\""), "{err}");
+    }
+
+    #[test]
+    fn no_kube_requires_endpoints() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let mut c = ctx(&p, &l);
+        c.kube_enabled = false;
+        let err = ScalerSpec::parse(&meta(&[]), &c).unwrap_err().to_string();
+        assert!(err.contains("endpoints") && err.contains("--no-kube"), "{err}");
+    }
+
+    #[test]
+    fn from_env_keys_fold_into_their_base_key() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(&meta(&[("modelNameFromEnv", "llama")]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.model_name.as_deref(), Some("llama"));
+        let err = ScalerSpec::parse(&meta(&[("modelNameFromEnv", "a"), ("modelName", "b")]), &ctx(&p, &l)).unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+    }
+}

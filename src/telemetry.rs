@@ -1,0 +1,246 @@
+//! The scaler's own Prometheus metrics (prometheus-client), served on the HTTP port.
+//!
+//! Decisions and per-signal demand per ScaledObject, scrape durations and errors per pod, and
+//! RPC latencies, so the scaler can be watched with the same tools as the fleet it scales.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::policy::{Decision, Signal};
+
+/// Labels naming a ScaledObject.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// ScaledObject name.
+    pub scaledobject: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    namespace: String,
+    scaledobject: String,
+    signal: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    scaledobject: String,
+    outcome: &'static str,
+}
+
+/// Labels naming a pod of a ScaledObject.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PodLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// ScaledObject name.
+    pub scaledobject: String,
+    /// Pod name.
+    pub pod: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PodErrorLabels {
+    namespace: String,
+    scaledobject: String,
+    pod: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcErrorLabels {
+    method: &'static str,
+    code: String,
+}
+
+type FGauge = Gauge<f64, AtomicU64>;
+
+fn rpc_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 4.0, 10))
+}
+
+fn scrape_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.5, 10))
+}
+
+/// Every metric the scaler exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    desired: Family<TargetLabels, Gauge>,
+    current: Family<TargetLabels, Gauge>,
+    demand: Family<TargetLabels, FGauge>,
+    active: Family<TargetLabels, Gauge>,
+    signal_raw: Family<SignalLabels, FGauge>,
+    signal_demand: Family<SignalLabels, FGauge>,
+    signal_contribution: Family<SignalLabels, FGauge>,
+    decisions: Family<OutcomeLabels, Counter>,
+    unavailable_ticks: Family<TargetLabels, Counter>,
+    tick_duration: Family<TargetLabels, Histogram, fn() -> Histogram>,
+    pod_scrape_seconds: Family<PodLabels, FGauge>,
+    pod_scrape_errors: Family<PodErrorLabels, Counter>,
+    scrape_duration: Family<TargetLabels, Histogram, fn() -> Histogram>,
+    targets: Gauge,
+    rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
+    rpc_errors: Family<RpcErrorLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every family under the `llm_scaler` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("llm_scaler");
+        let m = Metrics {
+            desired: Family::default(),
+            current: Family::default(),
+            demand: Family::default(),
+            active: Family::default(),
+            signal_raw: Family::default(),
+            signal_demand: Family::default(),
+            signal_contribution: Family::default(),
+            decisions: Family::default(),
+            unavailable_ticks: Family::default(),
+            tick_duration: Family::new_with_constructor(scrape_histogram),
+            pod_scrape_seconds: Family::default(),
+            pod_scrape_errors: Family::default(),
+            scrape_duration: Family::new_with_constructor(scrape_histogram),
+            targets: Gauge::default(),
+            rpc_duration: Family::new_with_constructor(rpc_histogram),
+            rpc_errors: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("desired_replicas", "Replicas the latest decision asks for", m.desired.clone());
+        registry.register("current_replicas", "Ready plus starting pods at the latest decision", m.current.clone());
+        registry.register("demand_replicas", "Blended demand in replicas at target, before the peak factor", m.demand.clone());
+        registry.register("active", "1 when the fleet has work (IsActive)", m.active.clone());
+        registry.register("signal_value", "Fleet total of each signal (latency: quantile in seconds)", m.signal_raw.clone());
+        registry.register("signal_demand_replicas", "Replicas each signal asks for at target", m.signal_demand.clone());
+        registry.register("signal_contribution_replicas", "Each signal's share of the blended demand", m.signal_contribution.clone());
+        registry.register("decisions", "Decisions made, by outcome", m.decisions.clone());
+        registry.register("unavailable_ticks", "Ticks that produced no decision (no usable data)", m.unavailable_ticks.clone());
+        registry.register("tick_duration_seconds", "Wall time of one collect-and-decide tick", m.tick_duration.clone());
+        registry.register("pod_scrape_duration_seconds", "Duration of the latest scrape of each pod", m.pod_scrape_seconds.clone());
+        registry.register("pod_scrape_errors", "Failed scrapes per pod and kind", m.pod_scrape_errors.clone());
+        registry.register("scrape_duration_seconds", "Scrape durations of a ScaledObject's pods", m.scrape_duration.clone());
+        registry.register("scaledobjects", "ScaledObjects being collected", m.targets.clone());
+        registry.register("rpc_duration_seconds", "gRPC handler latency by method", m.rpc_duration.clone());
+        registry.register("rpc_errors", "gRPC errors by method and code", m.rpc_errors.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records a decision.
+    pub fn decision(&self, t: &TargetLabels, d: &Decision) {
+        self.desired.get_or_create(t).set(i64::from(d.desired_replicas));
+        self.current.get_or_create(t).set(i64::from(d.current_replicas));
+        self.demand.get_or_create(t).set(d.demand);
+        self.active.get_or_create(t).set(i64::from(d.active));
+        let outcome = match d.outcome {
+            crate::policy::Outcome::ScaleUp => "scale_up",
+            crate::policy::Outcome::ScaleDown => "scale_down",
+            crate::policy::Outcome::Hold => "hold",
+        };
+        self.decisions
+            .get_or_create(&OutcomeLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), outcome })
+            .inc();
+        for r in &d.signals {
+            let l = SignalLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), signal: r.signal.as_str() };
+            match (r.raw, r.demand) {
+                (Some(raw), Some(dem)) => {
+                    self.signal_raw.get_or_create(&l).set(raw);
+                    self.signal_demand.get_or_create(&l).set(dem);
+                }
+                // Missing is not zero: drop the series rather than export a 0.
+                _ => {
+                    self.signal_raw.remove(&l);
+                    self.signal_demand.remove(&l);
+                }
+            }
+            self.signal_contribution.get_or_create(&l).set(r.contribution);
+        }
+    }
+
+    /// Records a tick without a decision.
+    pub fn unavailable(&self, t: &TargetLabels) {
+        self.unavailable_ticks.get_or_create(t).inc();
+    }
+
+    /// Records a tick's wall time.
+    pub fn tick(&self, t: &TargetLabels, secs: f64) {
+        self.tick_duration.get_or_create(t).observe(secs);
+    }
+
+    /// Records one pod scrape.
+    pub fn pod_scrape(&self, p: &PodLabels, secs: f64, error: Option<&'static str>) {
+        self.pod_scrape_seconds.get_or_create(p).set(secs);
+        self.scrape_duration
+            .get_or_create(&TargetLabels { namespace: p.namespace.clone(), scaledobject: p.scaledobject.clone() })
+            .observe(secs);
+        if let Some(kind) = error {
+            let l = PodErrorLabels { namespace: p.namespace.clone(), scaledobject: p.scaledobject.clone(), pod: p.pod.clone(), kind };
+            self.pod_scrape_errors.get_or_create(&l).inc();
+        }
+    }
+
+    /// Forgets a pod that left the fleet.
+    pub fn forget_pod(&self, p: &PodLabels) {
+        self.pod_scrape_seconds.remove(p);
+    }
+
+    /// Forgets a ScaledObject no longer collected.
+    pub fn forget_target(&self, t: &TargetLabels) {
+        self.desired.remove(t);
+        self.current.remove(t);
+        self.demand.remove(t);
+        self.active.remove(t);
+        for s in Signal::ALL {
+            let l = SignalLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), signal: s.as_str() };
+            self.signal_raw.remove(&l);
+            self.signal_demand.remove(&l);
+            self.signal_contribution.remove(&l);
+        }
+    }
+
+    /// Sets the number of ScaledObjects being collected.
+    pub fn set_targets(&self, n: usize) {
+        self.targets.set(n as i64);
+    }
+
+    /// Records one RPC.
+    pub fn rpc(&self, method: &'static str, secs: f64, code: Option<tonic::Code>) {
+        self.rpc_duration.get_or_create(&RpcLabels { method }).observe(secs);
+        if let Some(code) = code {
+            self.rpc_errors.get_or_create(&RpcErrorLabels { method, code: format!("{code:?}") }).inc();
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The scaler end to end on loopback: fake vLLM pods and dcgm-exporters serving real exposition
+//! text, the real server, and a tonic client calling it exactly as KEDA does.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use llm_scaler::{
+    grpc::METRIC_NAME,
+    proto::GetMetricsRequest,
+    render::{dcgm::DcgmFlavor, vllm::VllmPod},
+};
+use tonic::Code;
+
+const T: Duration = Duration::from_secs(10);
+
+fn waiting(p: &FakePod, n: u64) {
+    p.update(|v| v.engines[0].waiting = n);
+}
+
+#[tokio::test]
+async fn spec_then_metrics_follow_queue_pressure_with_peak_factor_and_bounds() {
+    let pods = [FakePod::start("llama").await, FakePod::start("llama").await];
+    let mut h = Harness::start(settings(100)).await;
+    let so = so("ai", "llama", &[("endpoints", endpoints(&[&pods[0], &pods[1]]))]);
+
+    let spec = h.client.get_metric_spec(so.clone()).await.unwrap().into_inner();
+    assert_eq!(spec.metric_specs.len(), 1);
+    let ms = &spec.metric_specs[0];
+    assert_eq!(ms.metric_name, METRIC_NAME);
+    assert!(!ms.metric_name.contains('/') && !ms.metric_name.contains('%'));
+    #[allow(deprecated)]
+    let int_target = ms.target_size;
+    assert_eq!((int_target, ms.target_size_float), (1, 1.0));
+
+    // Idle: the minimum, 2.
+    assert_eq!(h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap(), 2.0);
+    // 30 + 30 waiting / 10 per replica = 6 replicas x 1.5 = 9.
+    waiting(&pods[0], 30);
+    waiting(&pods[1], 30);
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 9.0)).await.unwrap();
+    assert!(h.client.is_active(so.clone()).await.unwrap().into_inner().result);
+    // The maximum, 20.
+    waiting(&pods[0], 5000);
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 20.0)).await.unwrap();
+
+    // Same pods, other peak factor: its own ScaledObject entry, its own answer.
+    waiting(&pods[0], 30);
+    let so1 = self::so("ai", "llama-pf1", &[("endpoints", endpoints(&[&pods[0], &pods[1]])), ("peakFactor", "1".into())]);
+    h.wait_metric(&so1, T, |r| r.as_ref().is_ok_and(|v| *v == 6.0)).await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_per_second_from_counters_with_reset() {
+    let pod = FakePod::start("llama").await;
+    let mut h = Harness::start(settings(200)).await;
+    let so = so(
+        "ai",
+        "tok",
+        &[
+            ("endpoints", endpoints(&[&pod])),
+            ("targetTokensPerSecond", "1000".into()),
+            ("peakFactor", "1".into()),
+            ("maxReplicas", "100".into()),
+        ],
+    );
+    h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
+    // Feed ~10,000 tokens/s for a while: demand 10 replicas.
+    let feeder = {
+        let state_pod = &pod;
+        async move {
+            for _ in 0..40 {
+                state_pod.update(|v| v.engines[0].generation_tokens += 1000);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (_, v) = tokio::join!(feeder, h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| (8.0..=13.0).contains(v))));
+    assert!(v.is_ok());
+    // The pod restarts: counters fall to zero. No negative rate, no crash; the next rate is small.
+    pod.update(|v| {
+        v.engines[0].generation_tokens = 0;
+        v.engines[0].prompt_tokens = 0;
+    });
+    let v = h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 2.0)).await.unwrap();
+    assert_eq!(v, 2.0);
+    let d = h.decisions().await;
+    assert!(d.contains("tokens_per_second"), "{d}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn latency_quantile_from_histogram_deltas() {
+    let pod = FakePod::start("llama").await;
+    // Lots of fast history before the scaler starts looking.
+    pod.update(|v| v.engines[0].ttft.observe_n(0.05, 10_000));
+    let mut h = Harness::start(settings(100)).await;
+    let so = so(
+        "ai",
+        "lat",
+        &[
+            ("endpoints", endpoints(&[&pod])),
+            ("targetLatencySeconds", "2".into()),
+            ("latencyWindow", "5s".into()),
+            ("peakFactor", "1".into()),
+            ("minReplicas", "1".into()),
+        ],
+    );
+    h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Now every request is slow (~7 s TTFT): the p99 of the window, not of all time, is > 2 s:
+    // 1 ready pod x min(ratio, 2) = 2 replicas.
+    pod.update(|v| v.engines[0].ttft.observe_n(7.0, 100));
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 2.0)).await.unwrap();
+    let d = h.decisions().await;
+    assert!(d.contains("\"dominant\":\"latency\""), "{d}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn failing_pods_are_named_and_not_read_as_zero() {
+    let good = FakePod::start("llama").await;
+    let err500 = FakePod::start("llama").await;
+    let garbage = FakePod::start("llama").await;
+    let huge = FakePod::start("llama").await;
+    let hung = FakePod::start("llama").await;
+    err500.behave(Behavior::Status(500));
+    garbage.behave(Behavior::Text("<html><body>502 Bad Gateway</body></html>\n".into()));
+    huge.behave(Behavior::Huge(50 << 20));
+    hung.behave(Behavior::Hang);
+    waiting(&good, 100);
+    let mut h = Harness::start(settings(200)).await;
+    let eps = [good.endpoint("good"), err500.endpoint("err500"), garbage.endpoint("garbage"), huge.endpoint("huge"), hung.endpoint("hung")]
+        .join(",");
+    let so = so("ai", "mixed", &[("endpoints", eps), ("peakFactor", "1".into())]);
+    // 5 ready, 1 scraped with 100 waiting -> up estimate 10 (unscraped as zero) > 5: scale up to 10.
+    let v = h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
+    assert_eq!(v, 10.0);
+    let d = h.decisions().await;
+    assert!(d.contains("4 ready pod(s) without queue_depth data counted as zero load"), "{d}");
+    // The tick finishes despite the hung pod (timeout 500 ms), over and over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(h.metric(&so).await.is_ok());
+    let m = http_get(h.http_addr, "/metrics").await;
+    for (pod, kind) in [("err500", "status"), ("garbage", "parse"), ("huge", "parse"), ("hung", "timeout")] {
+        let needle = format!("pod=\"{pod}\",kind=\"{kind}\"");
+        assert!(m.contains(&needle), "missing {needle} in\n{}", m.lines().filter(|l| l.contains("errors")).collect::<Vec<_>>().join("\n"));
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn all_pods_down_is_unavailable_never_zero() {
+    let pods = [FakePod::start("llama").await, FakePod::start("llama").await];
+    waiting(&pods[0], 40);
+    let mut s = settings(100);
+    s.stale_intervals = 3;
+    let mut h = Harness::start(s).await;
+    let so = so("ai", "down", &[("endpoints", endpoints(&[&pods[0], &pods[1]]))]);
+    // Before the first scrape: unavailable, not zero.
+    let first = h.metric(&so).await;
+    if let Err(e) = &first {
+        assert_eq!(e.code(), Code::Unavailable);
+    }
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 6.0)).await.unwrap();
+    for p in &pods {
+        p.behave(Behavior::Status(503));
+    }
+    let e = h.wait_metric(&so, T, |r| r.is_err()).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("ai/down") && e.message().contains("503"), "{}", e.message());
+    let a = h.client.is_active(so.clone()).await.unwrap_err();
+    assert_eq!(a.code(), Code::Unavailable);
+    // Back up: decisions resume.
+    for p in &pods {
+        p.behave(Behavior::Vllm);
+    }
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 6.0)).await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn bad_metadata_is_invalid_argument_naming_the_key() {
+    let pod = FakePod::start("llama").await;
+    let mut h = Harness::start(settings(100)).await;
+    let good = so("ai", "good", &[("endpoints", endpoints(&[&pod]))]);
+    h.wait_metric(&good, T, |r| r.is_ok()).await.unwrap();
+    let cases: [(&str, String, &str); 4] = [
+        ("targetQueueDeph", "5".into(), "valid keys"),
+        ("targetQueueDepth", "lots".into(), "positive number"),
+        ("maxReplicas", "-3".into(), "whole number"),
+        ("endpoints", "not-an-address".into(), "host:port"),
+    ];
+    for (k, v, want) in cases {
+        let mut meta = vec![("endpoints", endpoints(&[&pod]))];
+        if k == "endpoints" {
+            meta.clear();
+        }
+        meta.push((k, v.clone()));
+        let bad = so("ai", "bad", &meta);
+        for e in [
+            h.client.get_metric_spec(bad.clone()).await.unwrap_err(),
+            h.client.is_active(bad.clone()).await.unwrap_err(),
+            h.client
+                .get_metrics(GetMetricsRequest { scaled_object_ref: Some(bad.clone()), metric_name: METRIC_NAME.into() })
+                .await
+                .unwrap_err(),
+        ] {
+            assert_eq!(e.code(), Code::InvalidArgument);
+            assert!(e.message().contains(k) && e.message().contains(want), "{k}: {}", e.message());
+        }
+    }
+    let e = h
+        .client
+        .get_metrics(GetMetricsRequest { scaled_object_ref: Some(good.clone()), metric_name: "s0-other".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    // The good ScaledObject is untouched.
+    assert_eq!(h.metric(&good).await.unwrap(), 2.0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn static_endpoints_are_refused_unless_allowed() {
+    let mut s = settings(100);
+    s.allow_static_endpoints = false;
+    s.kube = true; // discovery would be Kubernetes; never reached here
+    let server = llm_scaler::server::Server::start(s, llm_scaler::server::DiscoveryMode::None).await.unwrap();
+    let mut c =
+        llm_scaler::proto::external_scaler_client::ExternalScalerClient::connect(format!("http://{}", server.grpc_addr)).await.unwrap();
+    let e = c.get_metric_spec(so("ai", "x", &[("endpoints", "127.0.0.2:8000".into())])).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("--allow-static-endpoints"), "{}", e.message());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_scaledobjects_without_cross_talk() {
+    let mut h = Harness::start(settings(100)).await;
+    let mut fleets = Vec::new();
+    for i in 0..12u64 {
+        let pods = [FakePod::start("llama").await, FakePod::start("llama").await];
+        // Object i has 10 * (i + 1) waiting per pod: queue demand 2(i+1), x1 peak.
+        for p in &pods {
+            waiting(p, 10 * (i + 1));
+        }
+        let so = so(
+            &format!("ns{}", i % 3),
+            &format!("model-{i}"),
+            &[("endpoints", endpoints(&[&pods[0], &pods[1]])), ("peakFactor", "1".into()), ("maxReplicas", "100".into())],
+        );
+        fleets.push((pods, so, (2 * (i + 1)) as f64));
+    }
+    // A broken one among them.
+    let broken = so("ns0", "broken", &[("endpoints", "127.0.0.1:1".into()), ("blendMode", "median".into())]);
+    assert_eq!(h.client.get_metric_spec(broken.clone()).await.unwrap_err().code(), Code::InvalidArgument);
+    for (_, so, want) in &fleets {
+        h.wait_metric(so, T, |r| r.as_ref().is_ok_and(|v| v == want)).await.unwrap();
+    }
+    // Change one fleet; only its answer moves.
+    waiting(&fleets[3].0[0], 200);
+    h.wait_metric(&fleets[3].1, T, |r| r.as_ref().is_ok_and(|v| *v == 24.0)).await.unwrap();
+    for (i, (_, so, want)) in fleets.iter().enumerate() {
+        if i != 3 {
+            assert_eq!(h.metric(so).await.unwrap(), *want, "object {i}");
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn stream_is_active_pushes_true_on_activation() {
+    use futures::StreamExt;
+    let pod = FakePod::start("llama").await;
+    let mut h = Harness::start(settings(100)).await;
+    let so = so("ai", "push", &[("endpoints", endpoints(&[&pod])), ("activationThreshold", "5".into())]);
+    h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
+    assert!(!h.client.is_active(so.clone()).await.unwrap().into_inner().result);
+    let mut stream = h.client.stream_is_active(so.clone()).await.unwrap().into_inner();
+    waiting(&pod, 10);
+    let msg = tokio::time::timeout(T, stream.next()).await.expect("a push").expect("stream open").expect("ok");
+    assert!(msg.result);
+    assert!(h.client.is_active(so.clone()).await.unwrap().into_inner().result);
+    // Shutdown ends the stream cleanly.
+    let server = h.server.take().unwrap();
+    let stop = tokio::spawn(server.shutdown());
+    let end = tokio::time::timeout(T, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("stream ends on shutdown");
+    assert!(end.is_none() || end.is_some_and(|r| r.is_err()));
+    tokio::time::timeout(T, stop).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn stream_metric_spec_sends_the_spec_at_once() {
+    use futures::StreamExt;
+    let pod = FakePod::start("llama").await;
+    let mut h = Harness::start(settings(100)).await;
+    let so = so("ai", "spec-stream", &[("endpoints", endpoints(&[&pod]))]);
+    let mut s = h.client.stream_metric_spec(so.clone()).await.unwrap().into_inner();
+    let first = tokio::time::timeout(T, s.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.metric_specs[0].metric_name, METRIC_NAME);
+    assert_eq!(h.client.get_metric_spec(so).await.unwrap().into_inner(), first);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn gpu_utilisation_from_dcgm_joins_on_pod() {
+    let pods = [FakePod::start("llama").await, FakePod::start("llama").await];
+    // Two pods, 4 GPUs each, 90 % busy; target 70 %: 2 x 0.9 / 0.7 = 2.57 replicas -> 3 at peak 1.
+    let dcgm = FakeDcgm::start(&[("ai", "vllm-0", 0.9), ("ai", "vllm-1", 0.9), ("other", "vllm-0", 0.0)], 4, DcgmFlavor::V4_5).await;
+    let mut h = Harness::start(settings(100)).await;
+    let so = so(
+        "ai",
+        "gpu",
+        &[
+            ("endpoints", endpoints(&[&pods[0], &pods[1]])),
+            ("dcgmEndpoints", dcgm.addr.to_string()),
+            ("weightGpuUtilization", "1".into()),
+            ("peakFactor", "1".into()),
+        ],
+    );
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 3.0)).await.unwrap();
+    let d = h.decisions().await;
+    assert!(d.contains("\"dominant\":\"gpu_utilization\""), "{d}");
+    // The 4.9 naming (ratios) gives the same answer.
+    let dcgm49 = FakeDcgm::start(&[("ai", "vllm-0", 0.9), ("ai", "vllm-1", 0.9)], 4, DcgmFlavor::V4_9).await;
+    let so49 = self::so(
+        "ai",
+        "gpu49",
+        &[
+            ("endpoints", endpoints(&[&pods[0], &pods[1]])),
+            ("dcgmEndpoints", dcgm49.addr.to_string()),
+            ("weightGpuUtilization", "1".into()),
+            ("peakFactor", "1".into()),
+        ],
+    );
+    h.wait_metric(&so49, T, |r| r.as_ref().is_ok_and(|v| *v == 3.0)).await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn two_engine_pod_and_model_filter() {
+    let mut v = VllmPod::new("llama", 2);
+    v.engines[0].waiting = 20;
+    v.engines[1].waiting = 40;
+    let pod = FakePod::start_with(v).await;
+    let mut h = Harness::start(settings(100)).await;
+    let so1 = so("ai", "eng", &[("endpoints", endpoints(&[&pod])), ("peakFactor", "1".into())]);
+    h.wait_metric(&so1, T, |r| r.as_ref().is_ok_and(|v| *v == 6.0)).await.unwrap();
+    // A filter matching no series: the pod counts as failed, the answer is UNAVAILABLE.
+    let so2 = so("ai", "wrong-model", &[("endpoints", endpoints(&[&pod])), ("modelName", "mistral".into())]);
+    let e = h.wait_metric(&so2, T, |r| r.as_ref().is_err_and(|e| e.message().contains("mistral"))).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn decisions_api_and_metrics_explain_every_signal() {
+    let pod = FakePod::start("llama").await;
+    waiting(&pod, 25);
+    let mut h = Harness::start(settings(100)).await;
+    let so = so("ai", "explain", &[("endpoints", endpoints(&[&pod]))]);
+    h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 4.0)).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&http_get(h.http_addr, "/api/v1/decisions/ai/explain").await).unwrap();
+    let latest = &v["scaledobjects"][0]["latest"];
+    assert_eq!(latest["desired_replicas"], 4);
+    assert_eq!(latest["dominant"], "queue_depth");
+    assert!(latest["reason"].as_str().unwrap().contains("queue_depth 25 / 10 per replica = 2.50 replicas x 1.5 peak"));
+    let sigs = latest["signals"].as_array().unwrap();
+    assert_eq!(sigs.len(), 5);
+    assert!(!v["scaledobjects"][0]["history"].as_array().unwrap().is_empty());
+    let m = http_get(h.http_addr, "/metrics").await;
+    for needle in [
+        "llm_scaler_desired_replicas{namespace=\"ai\",scaledobject=\"explain\"} 4",
+        "llm_scaler_signal_demand_replicas{namespace=\"ai\",scaledobject=\"explain\",signal=\"queue_depth\"} 2.5",
+        "llm_scaler_rpc_duration_seconds_count{method=\"GetMetrics\"}",
+        "llm_scaler_pod_scrape_duration_seconds{",
+    ] {
+        assert!(m.contains(needle), "missing {needle}");
+    }
+    assert_eq!(http_get(h.http_addr, "/readyz").await, "ready\n");
+    assert!(http_get(h.http_addr, "/api/v1/decisions/ai/nope").await.contains("no ScaledObject"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection() {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let h = Harness::start(settings(100)).await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", h.grpc_addr)).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(ch.clone());
+    let deadline = tokio::time::Instant::now() + T;
+    for service in ["", "externalscaler.ExternalScaler"] {
+        loop {
+            let st = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status();
+            if st == ServingStatus::Serving {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never SERVING");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Reflection v1 lists our service (what grpcurl uses).
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+    let mut refl = ServerReflectionClient::new(ch);
+    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut resp = refl.server_reflection_info(futures::stream::iter([req])).await.unwrap().into_inner();
+    let first = resp.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else { panic!("{first:?}") };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"externalscaler.ExternalScaler") && names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    // NOT_SERVING as soon as shutdown starts: a health watcher sees it before the server goes.
+    let mut watch = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    let stop = tokio::spawn(h.stop());
+    let next = tokio::time::timeout(T, watch.message()).await.expect("an update").expect("stream ok").expect("a message");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    tokio::time::timeout(T, stop).await.expect("shutdown within the grace period").unwrap();
+}
