@@ -111,6 +111,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Environment prefix of `[defaults]` entries.
+const ENV_DEFAULTS: &str = "LLM_SCALER_DEFAULTS__";
+
 /// Keys that make sense as server-wide defaults.
 const DEFAULT_KEYS: &[&str] = &[
     "targetQueueDepth",
@@ -140,7 +143,20 @@ impl Settings {
         if let Some(f) = file {
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml).required(true));
         }
-        b = b.add_source(config::Environment::with_prefix("LLM_SCALER").prefix_separator("_").separator("__"));
+        // The environment source lower-cases keys, so `LLM_SCALER_DEFAULTS__TARGETQUEUEDEPTH`
+        // would land beside the file's `targetQueueDepth` as a second key, with an arbitrary
+        // winner. Policy defaults from the environment are therefore folded onto their canonical
+        // key here, as overrides above the file; everything else goes through the source.
+        let (defaults, rest): (Vec<_>, Vec<_>) =
+            std::env::vars().filter(|(k, _)| k.starts_with("LLM_SCALER_")).partition(|(k, _)| k.starts_with(ENV_DEFAULTS));
+        b = b.add_source(
+            config::Environment::with_prefix("LLM_SCALER").prefix_separator("_").separator("__").source(Some(rest.into_iter().collect())),
+        );
+        for (k, v) in defaults {
+            let name = &k[ENV_DEFAULTS.len()..];
+            let key = DEFAULT_KEYS.iter().find(|d| d.eq_ignore_ascii_case(name)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            b = b.set_override(format!("defaults.{key}"), v)?;
+        }
         for (k, v) in overrides {
             b = b.set_override(*k, v.clone())?;
         }
@@ -173,7 +189,7 @@ impl Settings {
     pub fn policy_defaults(&self) -> Result<(PolicyConfig, LatencySpec), ConfigError> {
         let mut meta = HashMap::new();
         for (k, v) in &self.defaults {
-            // Environment variables arrive lower-cased: match keys case-insensitively.
+            // Accept any capitalisation, as for environment variables.
             let key = DEFAULT_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
             meta.insert((*key).to_string(), v.clone());
         }

@@ -56,9 +56,6 @@ pub enum ServerError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -89,7 +86,7 @@ impl Server {
         let grpc_addr = grpc.local_addr().map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
         let http_addr = http.local_addr().map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
         let scraper =
-            Scraper::new(ScrapeConfig { timeout: settings.scrape_timeout, max_body_bytes: settings.max_body_bytes, ..Default::default() })?;
+            Scraper::new(ScrapeConfig { timeout: settings.scrape_timeout, max_body_bytes: settings.max_body_bytes, ..Default::default() });
 
         let metrics = Arc::new(Metrics::new());
         let cell: Arc<OnceLock<Arc<Registry>>> = Arc::new(OnceLock::new());
