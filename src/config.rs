@@ -5,7 +5,12 @@
 //! (`targetQueueDepth = 10`, ...), validated by the same code that validates metadata, so a bad
 //! default is refused at start-up with the key named, not at the first RPC.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::{Deserialize, Deserializer};
 
@@ -70,6 +75,15 @@ pub struct Settings {
     pub log_level: String,
     /// Default policy, with metadata keys.
     pub defaults: HashMap<String, String>,
+    /// gRPC server certificate chain (PEM); with `tls_key`, the gRPC port speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM): when set, gRPC clients must present a certificate it issued (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are re-read, so a rotated certificate is used without a restart.
+    #[serde(deserialize_with = "duration")]
+    pub tls_reload_interval: Duration,
 }
 
 impl Default for Settings {
@@ -90,6 +104,10 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             defaults: HashMap::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_reload_interval: Duration::from_secs(10),
         }
     }
 }
@@ -177,7 +195,23 @@ impl Settings {
                 "without Kubernetes (--no-kube) the only pod source is static endpoints: add --allow-static-endpoints".into(),
             ));
         }
+        self.validate_tls()?;
         self.policy_defaults().map(|_| ())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(ConfigError::Invalid("tls_cert is set but tls_key is not: TLS needs both".into())),
+            (None, Some(_)) => return Err(ConfigError::Invalid("tls_key is set but tls_cert is not: TLS needs both".into())),
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err(ConfigError::Invalid("tls_client_ca (mTLS) needs TLS: set tls_cert and tls_key too".into()));
+            }
+            _ => {}
+        }
+        if self.tls_reload_interval.is_zero() {
+            return Err(ConfigError::Invalid("tls_reload_interval must be > 0".into()));
+        }
+        Ok(())
     }
 
     /// A decision is served for this long after it was made.
@@ -239,5 +273,30 @@ mod tests {
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nscrape_intervall = \"2s\"\n").unwrap();
         assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("scrape_intervall"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn tls_needs_cert_and_key_together() {
+        let base = [("kube", "false".to_string()), ("allow_static_endpoints", "true".to_string())];
+        let load = |extra: &[(&str, &str)]| {
+            let mut o: Vec<(&str, String)> = base.to_vec();
+            o.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            Settings::load(None, &o)
+        };
+        let s = load(&[]).unwrap();
+        assert_eq!((s.tls_cert, s.tls_reload_interval), (None, Duration::from_secs(10)));
+        let s =
+            load(&[("tls_cert", "/c.pem"), ("tls_key", "/k.pem"), ("tls_client_ca", "/ca.pem"), ("tls_reload_interval", "2s")]).unwrap();
+        assert_eq!(s.tls_cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(s.tls_client_ca.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(s.tls_reload_interval, Duration::from_secs(2));
+        let err = load(&[("tls_cert", "/c.pem")]).unwrap_err().to_string();
+        assert!(err.contains("tls_key is not"), "{err}");
+        let err = load(&[("tls_key", "/k.pem")]).unwrap_err().to_string();
+        assert!(err.contains("tls_cert is not"), "{err}");
+        let err = load(&[("tls_client_ca", "/ca.pem")]).unwrap_err().to_string();
+        assert!(err.contains("tls_client_ca"), "{err}");
+        let err = load(&[("tls_cert", "/c.pem"), ("tls_key", "/k.pem"), ("tls_reload_interval", "0s")]).unwrap_err().to_string();
+        assert!(err.contains("tls_reload_interval"), "{err}");
     }
 }

@@ -23,6 +23,7 @@ pub mod signals;
 pub mod spec;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod vllm;
 
 pub mod proto {
