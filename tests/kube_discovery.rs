@@ -77,8 +77,8 @@ impl Scaler {
     /// JSON "listening" log line) and waits until its health says it can serve.
     async fn spawn(cluster: &TestCluster, user: &str) -> Scaler {
         let mut command = Command::new(env!("CARGO_BIN_EXE_llm-scaler"));
-        // The scaler reads LLM_SCALER_* as configuration and refuses unknown keys (e.g. the
-        // harness's own LLM_SCALER_CACHE): the flags below are its whole configuration.
+        // The scaler reads LLM_SCALER_* as configuration and refuses unknown keys (the
+        // caller's environment may carry some): the flags below are its whole configuration.
         for (key, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("LLM_SCALER_")) {
             command.env_remove(key);
         }
@@ -88,8 +88,8 @@ impl Scaler {
             .args(["--log-format", "json", "--log-level", "info,llm_scaler=debug,kube_runtime=debug"])
             .env("KUBECONFIG", cluster.kubeconfig_for(user))
             .env_remove("RUST_LOG")
-            // The scaler reads LLM_SCALER_* as configuration and refuses unknown keys (e.g. the
-            // harness's own LLM_SCALER_CACHE): the flags above are its whole configuration.
+            // The scaler reads LLM_SCALER_* as configuration and refuses unknown keys (the
+            // caller's environment may carry some): the flags above are its whole configuration.
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

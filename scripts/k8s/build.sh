@@ -2,7 +2,7 @@
 # Builds kube-apiserver v1.20.2 from Debian bookworm's `kubernetes` SOURCE package, offline apart
 # from the Debian mirror, and caches it outside the repository:
 #
-#   ${LLM_SCALER_CACHE:-$HOME/.cache/llm-scaler}/k8s-1.20.2/bin/kube-apiserver
+#   ${K8S_TEST_CACHE:-$HOME/.cache/llm-scaler}/k8s-1.20.2/bin/kube-apiserver
 #
 # Why from source: there is no Docker, kind, k3s or Go module proxy here, and Debian ships the
 # full upstream tree with vendored dependencies (see /work/shared/spec/kubernetes-testing.md).
@@ -12,7 +12,7 @@
 # missing build tools; the build itself touches nothing outside the cache directory.
 #
 # Options (environment):
-#   LLM_SCALER_CACHE   cache root (default $HOME/.cache/llm-scaler)
+#   K8S_TEST_CACHE   cache root (default $HOME/.cache/llm-scaler)
 #   K8S_EXTRA_WHAT     extra targets, e.g. "cmd/kube-controller-manager cmd/kube-scheduler"
 #   K8S_KEEP_SOURCE=1  keep the unpacked source tree after a successful build (for debugging)
 set -euo pipefail
@@ -24,7 +24,7 @@ readonly GO_BIN=/usr/lib/go-1.19/bin
 readonly REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-CACHE_ROOT="${LLM_SCALER_CACHE:-$HOME/.cache/llm-scaler}"
+CACHE_ROOT="${K8S_TEST_CACHE:-$HOME/.cache/llm-scaler}"
 CACHE="$CACHE_ROOT/k8s-1.20.2"
 BIN="$CACHE/bin"
 WHAT="cmd/kube-apiserver ${K8S_EXTRA_WHAT:-}"

@@ -69,7 +69,7 @@ pub const SA_NAME: &str = "llm-scaler";
 
 /// Where the built Kubernetes binaries live (same default as scripts/k8s/build.sh).
 pub fn cache_bin_dir() -> PathBuf {
-    let root = std::env::var_os("LLM_SCALER_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+    let root = std::env::var_os("K8S_TEST_CACHE").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".cache/llm-scaler")
     });
