@@ -24,11 +24,18 @@ fn main() {
     let secs = args.get(1).copied().unwrap_or(10.0);
     let objects = args.get(2).copied().unwrap_or(100.0) as usize;
     let fleet = support::Fleet::spawn(objects);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    rt.block_on(run(fleet, rps, secs, objects));
+    // The server gets its own runtime (2 workers, as in production); the load generator runs on
+    // another (1 worker), like KEDA in its own process, so neither queues behind the other's tasks.
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let server = server_rt.block_on(start_server());
+    let grpc = server.grpc_addr;
+    let http = server.http_addr;
+    client_rt.block_on(run(fleet, grpc, http, rps, secs, objects));
+    server_rt.block_on(server.shutdown()).expect("shutdown");
 }
 
-async fn run(fleet: support::Fleet, rps: f64, secs: f64, objects: usize) {
+async fn start_server() -> Server {
     let settings = Settings {
         grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         http_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -37,8 +44,11 @@ async fn run(fleet: support::Fleet, rps: f64, secs: f64, objects: usize) {
         allow_static_endpoints: true,
         ..Settings::default()
     };
-    let server = Server::start(settings, DiscoveryMode::None).await.expect("server");
-    let url = format!("http://{}", server.grpc_addr);
+    Server::start(settings, DiscoveryMode::None).await.expect("server")
+}
+
+async fn run(fleet: support::Fleet, grpc: std::net::SocketAddr, http: std::net::SocketAddr, rps: f64, secs: f64, objects: usize) {
+    let url = format!("http://{grpc}");
     let sos: Vec<ScaledObjectRef> = (0..objects)
         .map(|k| {
             let meta: HashMap<String, String> =
@@ -110,9 +120,9 @@ async fn run(fleet: support::Fleet, rps: f64, secs: f64, objects: usize) {
         let v: Vec<_> = all.iter().copied().filter(|(kind, _)| *kind == k).collect();
         println!("  {name:<14} p50 {:.3} ms  p99 {:.3} ms", q(&v, 0.5), q(&v, 0.99));
     }
-    println!("  (client-side latency over one shared HTTP/2 connection, load generator in the same process)");
+    println!("  (client-side latency over one shared HTTP/2 connection; load generator on its own runtime in the same process)");
     // Server-side handler time, from the scaler's own histogram.
-    let text = reqwest::get(format!("http://{}/metrics", server.http_addr)).await.expect("metrics").text().await.expect("text");
+    let text = reqwest::get(format!("http://{http}/metrics")).await.expect("metrics").text().await.expect("text");
     let (mut sum, mut count) = (0.0, 0.0);
     for m in ["GetMetricSpec", "GetMetrics", "IsActive"] {
         sum += support::metric(&text, &format!("llm_scaler_rpc_duration_seconds_sum{{method=\"{m}\"}}")).unwrap_or(0.0);
@@ -120,5 +130,4 @@ async fn run(fleet: support::Fleet, rps: f64, secs: f64, objects: usize) {
     }
     println!("  server-side handler time: mean {:.1} us over {count:.0} calls", sum / count.max(1.0) * 1e6);
     println!("  load average during the run: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
-    server.shutdown().await.expect("shutdown");
 }
