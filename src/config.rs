@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::{
     policy::PolicyConfig,
-    spec::{LatencyHistogram, LatencySpec, ParseContext, ScalerSpec, SpecError},
+    spec::{LatencyHistogram, LatencySpec, POLICY_KEYS, ParseContext, ScalerSpec, SpecError},
 };
 
 /// Log output format.
@@ -132,28 +132,6 @@ pub enum ConfigError {
 /// Environment prefix of `[defaults]` entries.
 const ENV_DEFAULTS: &str = "LLM_SCALER_DEFAULTS__";
 
-/// Keys that make sense as server-wide defaults.
-const DEFAULT_KEYS: &[&str] = &[
-    "targetQueueDepth",
-    "targetTokensPerSecond",
-    "targetLatencySeconds",
-    "latencyMetric",
-    "latencyQuantile",
-    "latencyWindow",
-    "targetGpuUtilization",
-    "targetKvCacheUsage",
-    "weightQueueDepth",
-    "weightTokensPerSecond",
-    "weightLatency",
-    "weightGpuUtilization",
-    "weightKvCacheUsage",
-    "blendMode",
-    "peakFactor",
-    "minReplicas",
-    "maxReplicas",
-    "activationThreshold",
-];
-
 impl Settings {
     /// Loads defaults <- `file` <- environment <- `overrides` (flag name, value).
     pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
@@ -172,7 +150,7 @@ impl Settings {
         );
         for (k, v) in defaults {
             let name = &k[ENV_DEFAULTS.len()..];
-            let key = DEFAULT_KEYS.iter().find(|d| d.eq_ignore_ascii_case(name)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            let key = POLICY_KEYS.iter().find(|d| d.eq_ignore_ascii_case(name)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
             b = b.set_override(format!("defaults.{key}"), v)?;
         }
         for (k, v) in overrides {
@@ -224,7 +202,7 @@ impl Settings {
         let mut meta = HashMap::new();
         for (k, v) in &self.defaults {
             // Accept any capitalisation, as for environment variables.
-            let key = DEFAULT_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            let key = POLICY_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
             meta.insert((*key).to_string(), v.clone());
         }
         let base_policy = PolicyConfig::default();
