@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{FutureExt, future::BoxFuture};
+use futures::{FutureExt, StreamExt, future::BoxFuture};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle, time::Instant};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
@@ -35,6 +35,13 @@ use crate::{
     telemetry::Metrics,
     tls::{self, ReloadableTls, TlsFiles},
 };
+
+/// Small gRPC frames must leave at once (see the accept paths).
+pub(crate) fn no_delay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        warn!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
+    }
+}
 
 /// How pods are found.
 #[derive(Clone)]
@@ -127,7 +134,12 @@ impl Server {
         };
         // The two transports differ in IO type, hence in future type: box them to one.
         let grpc_task: BoxFuture<'static, Result<(), tonic::transport::Error>> = match &tls {
-            None => grpc_router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_stop).boxed(),
+            None => {
+                // `serve_with_incoming` leaves socket options to us: without TCP_NODELAY, Nagle
+                // holds small responses back behind the client's delayed ACKs.
+                let incoming = TcpListenerStream::new(grpc).map(|conn| conn.inspect(no_delay));
+                grpc_router.serve_with_incoming_shutdown(incoming, grpc_stop).boxed()
+            }
             Some(t) => {
                 tokio::spawn(t.clone().watch(settings.tls_reload_interval, shutdown_rx.clone()));
                 grpc_router.serve_with_incoming_shutdown(tls::incoming(grpc, t.clone(), tls::HANDSHAKE_TIMEOUT), grpc_stop).boxed()

@@ -302,6 +302,7 @@ async fn accept_loop(listener: TcpListener, tls: Arc<ReloadableTls>, handshake_t
         };
         match accepted {
             Ok((tcp, peer)) => {
+                crate::server::no_delay(&tcp);
                 tokio::spawn(handshake(TlsAcceptor::from(tls.current()), tcp, peer, handshake_timeout, ready.clone()));
             }
             Err(e) => {
