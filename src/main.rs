@@ -30,6 +30,9 @@ enum Command {
     /// Offline demo: a fake vLLM fleet on loopback whose load rises and falls, the real server,
     /// and a poller doing what KEDA and the HPA do, printing every decision and its reasons.
     Demo(DemoArgs),
+    /// Replay a workload (trace, rate curve or pattern) against a modelled vLLM fleet under
+    /// several scaling policies at once, in virtual time: GPU-hours, cost and SLO attainment.
+    Simulate(Box<llm_scaler::sim::cli::SimulateArgs>),
 }
 
 /// Flags override `LLM_SCALER_*` environment variables, which override the config file.
@@ -167,5 +170,6 @@ async fn main() -> anyhow::Result<()> {
             init_logging(LogFormat::Text, "warn");
             demo::run(DemoOptions { duration: a.duration, peak_rps: a.peak_rps }).await.context("demo")
         }
+        Command::Simulate(a) => tokio::task::spawn_blocking(move || llm_scaler::sim::cli::run(*a)).await.context("simulate")?,
     }
 }
