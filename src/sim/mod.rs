@@ -306,8 +306,12 @@ pub struct PolicyResult {
     pub gpu_hours: f64,
     /// `gpu_hours x price`.
     pub cost_usd: f64,
-    /// Busy time / provisioned time of the GPUs (a batch was running).
+    /// Busy time / provisioned time of the GPUs (a batch was running): the duty cycle, which
+    /// stays near 100 % at any load under continuous batching.
     pub gpu_utilization: f64,
+    /// Work done / capacity provisioned: requests served per replica-second divided by the
+    /// replica's capacity within the SLO (`replica_capacity_rps`); `None` when it is unknown.
+    pub work_utilization: Option<f64>,
     /// Requests that arrived.
     pub requests: u64,
     /// Requests completed.
@@ -857,6 +861,8 @@ pub fn run_policy(cfg: &SimConfig, workload: &Workload, policy: &Policy, index: 
         gpu_hours: gpu_seconds / 3600.0,
         cost_usd: gpu_seconds / 3600.0 * cfg.price_per_gpu_hour,
         gpu_utilization: if gpu_seconds > 0.0 { busy / gpu_seconds } else { 0.0 },
+        work_utilization: (cfg.replica_capacity_rps > 0.0 && gpu_seconds > 0.0)
+            .then(|| acc.requests as f64 / (gpu_seconds / f64::from(cfg.profile.tp) * cfg.replica_capacity_rps)),
         requests: acc.requests,
         completed: acc.completed,
         dropped: acc.dropped,

@@ -29,18 +29,19 @@ pub fn table(r: &SimReport) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<14} {:>10} {:>11} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8}",
-        "policy", "GPU-hours", "cost $", "util", "SLO", "TTFT50", "TTFT95", "TTFT99", "TPOT99", "actions", "replicas", "saved"
+        "{:<16} {:>10} {:>11} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8}",
+        "policy", "GPU-hours", "cost $", "duty", "work", "SLO", "TTFT50", "TTFT95", "TTFT99", "TPOT99", "actions", "replicas", "saved"
     );
     for p in &r.policies {
         let saved = p.savings_vs_static.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
         let _ = writeln!(
             s,
-            "{:<14} {:>10.1} {:>11.0} {:>6.1}% {:>7.2}% {:>8} {:>8} {:>8} {:>8} {:>7} {:>4.1}/{:<4} {:>8}",
+            "{:<16} {:>10.1} {:>11.0} {:>5.1}% {:>6} {:>7.2}% {:>8} {:>8} {:>8} {:>8} {:>7} {:>4.1}/{:<4} {:>8}",
             p.name,
             p.gpu_hours,
             p.cost_usd,
             p.gpu_utilization * 100.0,
+            p.work_utilization.map_or("-".to_string(), |w| format!("{:.1}%", w * 100.0)),
             p.slo_attainment * 100.0,
             ms(p.ttft.p50),
             ms(p.ttft.p95),
@@ -54,7 +55,7 @@ pub fn table(r: &SimReport) -> String {
     }
     let _ = writeln!(s);
     for p in &r.policies {
-        let _ = write!(s, "{:<14} {}", p.name, p.description);
+        let _ = write!(s, "{:<16} {}", p.name, p.description);
         if p.dropped > 0 {
             let _ = write!(s, "; {} dropped", p.dropped);
         }
@@ -67,7 +68,12 @@ pub fn table(r: &SimReport) -> String {
         }
         let _ = writeln!(s, " [{:.1} s]", p.wall_s);
     }
-    let _ = writeln!(s, "util = GPU busy time / provisioned GPU time; replicas = mean/peak; simulated in {:.1} s", r.wall_s);
+    let _ = writeln!(
+        s,
+        "duty = GPU busy time / provisioned GPU time (DCGM's duty cycle); work = requests / (replica-seconds x capacity at SLO);\n\
+         replicas = mean provisioned / peak provisioned (draining pods included); simulated in {:.1} s",
+        r.wall_s
+    );
     s
 }
 

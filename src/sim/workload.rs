@@ -277,9 +277,16 @@ const OUTPUT_COLS: &[&str] = &["GeneratedTokens", "output_tokens", "completion_t
 pub fn read_trace(path: &Path) -> Result<Vec<Request>, WorkloadError> {
     let p = path.display().to_string();
     let is_jsonl = matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson"));
+    let bytes = std::fs::read(path).map_err(|source| WorkloadError::Io { path: p.clone(), source })?;
+    parse_trace(&bytes, &p, is_jsonl)
+}
+
+/// [`read_trace`] over bytes already in memory (`name` labels errors).
+pub fn parse_trace(bytes: &[u8], name: &str, is_jsonl: bool) -> Result<Vec<Request>, WorkloadError> {
+    let p = name.to_string();
     let mut raw: Vec<(f64, u32, u32)> = Vec::new();
     if is_jsonl {
-        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Io { path: p.clone(), source })?;
+        let text = String::from_utf8_lossy(bytes);
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -299,7 +306,7 @@ pub fn read_trace(path: &Path) -> Result<Vec<Request>, WorkloadError> {
             raw.push((t, tok(INPUT_COLS, "input")?, tok(OUTPUT_COLS, "output")?));
         }
     } else {
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_err(&p, e))?;
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
         let headers = rdr.headers().map_err(|e| csv_err(&p, e))?.clone();
         let find = |cols: &[&str]| cols.iter().find_map(|c| headers.iter().position(|h| h == *c));
         let (Some(tc), Some(ic), Some(oc)) = (find(TIME_COLS), find(INPUT_COLS), find(OUTPUT_COLS)) else {
