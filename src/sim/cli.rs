@@ -130,6 +130,10 @@ pub struct SimulateArgs {
     /// vLLM --max-num-seqs of the modelled replica.
     #[arg(long)]
     pub max_num_seqs: Option<u32>,
+    /// vLLM --max-num-batched-tokens of the modelled replica (tokens per iteration; smaller
+    /// chunks mean shorter iterations, so less TPOT interference from long prompts).
+    #[arg(long)]
+    pub max_batched_tokens: Option<u32>,
     /// Request routing: least-request (Envoy's power of two choices) or round-robin.
     #[arg(long, default_value = "least-request")]
     pub router: String,
@@ -204,6 +208,9 @@ pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     }
     if let Some(n) = a.max_num_seqs {
         cfg.profile.max_num_seqs = n.max(1);
+    }
+    if let Some(n) = a.max_batched_tokens {
+        cfg.profile.max_batched_tokens = n.max(cfg.profile.max_num_seqs.min(n).max(1));
     }
     cfg.price_per_gpu_hour = a.price;
     cfg.slo = Slo { ttft_s: a.ttft_slo.as_secs_f64(), tpot_s: a.tpot_slo.as_secs_f64() };

@@ -320,6 +320,10 @@ pub struct PolicyResult {
     pub dropped: u64,
     /// Share of all requests within TTFT and TPOT SLO.
     pub slo_attainment: f64,
+    /// Completed requests over the TTFT SLO.
+    pub ttft_misses: u64,
+    /// Completed requests over the TPOT SLO.
+    pub tpot_misses: u64,
     /// TTFT percentiles, seconds.
     pub ttft: Percentiles,
     /// TPOT percentiles, seconds.
@@ -398,6 +402,8 @@ struct Acc {
     completed: u64,
     dropped: u64,
     slo_ok: u64,
+    ttft_miss: u64,
+    tpot_miss: u64,
     step: f64,
     s_replicas: Vec<f64>,
     s_ready: Vec<f64>,
@@ -419,6 +425,8 @@ impl Acc {
             completed: 0,
             dropped: 0,
             slo_ok: 0,
+            ttft_miss: 0,
+            tpot_miss: 0,
             step,
             s_replicas: vec![0.0; n],
             s_ready: vec![0.0; n],
@@ -450,7 +458,11 @@ impl Acc {
             self.tpot.record(t);
         }
         self.e2e.record(d.e2e_s);
-        if ttft <= self.slo.ttft_s && d.tpot_s.is_none_or(|t| t <= self.slo.tpot_s) {
+        let ttft_ok = ttft <= self.slo.ttft_s;
+        let tpot_ok = d.tpot_s.is_none_or(|t| t <= self.slo.tpot_s);
+        self.ttft_miss += u64::from(!ttft_ok);
+        self.tpot_miss += u64::from(!tpot_ok);
+        if ttft_ok && tpot_ok {
             self.slo_ok += 1;
             self.s_ok[b] += 1;
         }
@@ -867,6 +879,8 @@ pub fn run_policy(cfg: &SimConfig, workload: &Workload, policy: &Policy, index: 
         completed: acc.completed,
         dropped: acc.dropped,
         slo_attainment: if acc.requests > 0 { acc.slo_ok as f64 / acc.requests as f64 } else { 1.0 },
+        ttft_misses: acc.ttft_miss,
+        tpot_misses: acc.tpot_miss,
         ttft: Percentiles::of(&acc.ttft),
         tpot: Percentiles::of(&acc.tpot),
         e2e: Percentiles::of(&acc.e2e),

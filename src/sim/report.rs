@@ -56,6 +56,9 @@ pub fn table(r: &SimReport) -> String {
     let _ = writeln!(s);
     for p in &r.policies {
         let _ = write!(s, "{:<16} {}", p.name, p.description);
+        if p.ttft_misses + p.tpot_misses > 0 {
+            let _ = write!(s, "; over SLO: {} TTFT, {} TPOT", p.ttft_misses, p.tpot_misses);
+        }
         if p.dropped > 0 {
             let _ = write!(s, "; {} dropped", p.dropped);
         }
