@@ -92,7 +92,6 @@ pub enum DemoError {
 struct DemoPod {
     name: String,
     ip: IpAddr,
-    created: f64,
     ready_at: f64,
     draining_since: Option<f64>,
     replica: Replica,
@@ -152,7 +151,7 @@ impl DemoFleet {
             let _ = axum::serve(listener, app).await;
         });
         let replica = Replica::new(&self.profile, now);
-        self.pods.push(DemoPod { name: format!("vllm-demo-{k}"), ip, created: now, ready_at, draining_since: None, replica, body, server });
+        self.pods.push(DemoPod { name: format!("vllm-demo-{k}"), ip, ready_at, draining_since: None, replica, body, server });
         Ok(())
     }
 
@@ -176,8 +175,8 @@ impl DemoFleet {
         for _ in n..cur {
             // Pods still starting go first, then the Ready pod with the least work drains.
             if let Some(i) = self.pods.iter().rposition(|p| p.draining_since.is_none() && p.ready_at > now) {
-                let p = self.pods.remove(i);
-                self.gpu_seconds += (now - p.created) * f64::from(self.profile.tp);
+                // Its GPU time so far was counted step by step.
+                self.pods.remove(i);
             } else if let Some(i) = self.ready(now).min_by_key(|&i| self.pods[i].replica.outstanding()) {
                 self.pods[i].draining_since = Some(now);
             }

@@ -242,6 +242,11 @@ impl Replica {
         self.prefill.len() + self.n_decode as usize
     }
 
+    /// Running requests over batch slots, 0..1 (what the DCGM load figures follow).
+    pub fn batch_fill(&self) -> f64 {
+        (self.running() as f64 / f64::from(self.p.max_num_seqs.max(1))).min(1.0)
+    }
+
     /// Requests the replica holds.
     pub fn outstanding(&self) -> usize {
         self.waiting() + self.running()

@@ -384,7 +384,6 @@ enum PodState {
 
 struct Pod {
     name: String,
-    created: f64,
     ready_at: f64,
     state: PodState,
     replica: Replica,
@@ -517,16 +516,7 @@ impl<'c> Fleet<'c> {
             })
             .collect();
         let state = if ready_at <= now { PodState::Ready } else { PodState::Starting };
-        self.pods.push(Pod {
-            name,
-            created: now,
-            ready_at,
-            state,
-            replica: Replica::new(&self.cfg.profile, now),
-            gpus,
-            busy_prev: 0.0,
-            duty: 0.0,
-        });
+        self.pods.push(Pod { name, ready_at, state, replica: Replica::new(&self.cfg.profile, now), gpus, busy_prev: 0.0, duty: 0.0 });
         self.reindex();
     }
 
@@ -564,8 +554,8 @@ impl<'c> Fleet<'c> {
             // with the least work.
             while remove > 0 {
                 if let Some(i) = self.pods.iter().rposition(|p| p.state == PodState::Starting) {
-                    let p = self.pods.remove(i);
-                    self.gpu_seconds += (now - p.created) * f64::from(self.cfg.profile.tp);
+                    // Its GPU time so far was counted tick by tick.
+                    self.pods.remove(i);
                     remove -= 1;
                     continue;
                 }
@@ -702,9 +692,9 @@ impl Scraper {
     }
 
     fn gpu(&mut self, pod: &mut Pod, field: GpuField) -> Option<f64> {
-        let load = pod.replica.running() as f64 / f64::from(pod.replica.pod.engines.len().max(1) as u32).max(1.0);
+        let load = pod.replica.batch_fill();
         for g in &mut pod.gpus {
-            g.apply_load((load / 256.0).min(1.0));
+            g.apply_load(load);
             // dcgm-exporter's GPU_UTIL is a duty cycle: the share of the last sample period a
             // kernel ran, near 100 % whenever a batch is running.
             g.util = pod.duty;
@@ -1097,4 +1087,31 @@ pub fn run(cfg: &SimConfig, workload: &Workload, policies: &[Policy], threads: u
 /// The signals in display order with their names (for reports).
 pub fn signal_names() -> impl Iterator<Item = &'static str> {
     Signal::ALL.iter().map(|s| s.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_time_counts_starting_and_draining_pods_once() {
+        let cfg = SimConfig { cold_start_s: 100.0, ..SimConfig::default() };
+        let mut f = Fleet::new(&cfg, 1);
+        f.add_pod(0.0, 0.0);
+        let mut sink = |_d: Done| {};
+        f.scale_to(3, 0.0);
+        assert_eq!((f.current(), f.ready(), f.starting()), (3, 1, 2));
+        for t in 1..=10 {
+            f.tick(f64::from(t), 1.0, 1e9, &mut sink);
+        }
+        // Back to one: the two starting pods go at once, after 10 s of GPU time each.
+        f.scale_to(1, 10.0);
+        assert_eq!(f.pods.len(), 1);
+        for t in 11..=20 {
+            f.tick(f64::from(t), 1.0, 1e9, &mut sink);
+        }
+        let tp = f64::from(cfg.profile.tp);
+        assert!((f.gpu_seconds - (3.0 * 10.0 + 10.0) * tp).abs() < 1e-9, "{}", f.gpu_seconds);
+        assert_eq!(f.actions, 2);
+    }
 }
