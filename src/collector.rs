@@ -5,7 +5,12 @@
 //! and counted, never read as zero load. A tick in which no pod could be scraped produces no
 //! decision: the previous one is served until it goes stale, then RPCs answer UNAVAILABLE.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{StreamExt, stream};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -151,7 +156,7 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>) {
         let mut pods = FleetPods::new(&spec, &shared.discovery);
         let gpus = GpuPods::new(&spec, &shared.discovery);
         let mut signals = FleetSignals::new(spec.latency.window, spec.latency.quantile);
-        let mut known: Vec<PodLabels> = Vec::new();
+        let mut known: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(shared.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -164,8 +169,8 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>) {
             tick(&shared, &target, &spec, &mut pods, &gpus, &mut signals, &mut known).await;
             shared.metrics.tick(&target.labels, started.elapsed().as_secs_f64());
         }
-        for p in &known {
-            shared.metrics.forget_pod(p);
+        for pod in known {
+            shared.metrics.forget_pod(&PodLabels { namespace: target.key.namespace.clone(), scaledobject: target.key.name.clone(), pod });
         }
     }
     .instrument(span)
@@ -179,7 +184,7 @@ async fn tick(
     fleet: &mut FleetPods,
     gpus: &GpuPods,
     signals: &mut FleetSignals,
-    known: &mut Vec<PodLabels>,
+    known: &mut HashSet<String>,
 ) {
     let now = shared.origin.elapsed();
     let all = match fleet.pods(&target.key.namespace, &target.key.name).await {
@@ -207,8 +212,9 @@ async fn tick(
         }
     }
     scrape_gpus(shared, target, gpus, &ready, signals, now).await;
-    signals.retain(|n| ready.iter().any(|p| p.name == n));
-    forget_departed(shared, target, &ready, known);
+    let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
+    signals.retain(|n| ready_names.contains(n));
+    forget_departed(shared, target, &ready_names, known);
 
     if ok == 0 {
         let why = if ready.is_empty() {
@@ -332,7 +338,7 @@ async fn scrape_pod(
 
 async fn scrape_gpus(shared: &Shared, target: &Target, gpus: &GpuPods, ready: &[PodInfo], signals: &mut FleetSignals, now: Duration) {
     let plan = gpus.plan(ready);
-    let ns = target.spec_namespace();
+    let ns = target.pod_namespace();
     let futs: Vec<_> = plan.into_iter().map(|(addr, pods, field)| scrape_dcgm(shared, ns, addr, pods, field)).collect();
     let results: Vec<_> = stream::iter(futs).buffer_unordered(shared.settings.per_target_concurrency.max(1)).collect().await;
     for (url, pods, res) in results {
@@ -368,27 +374,22 @@ async fn scrape_dcgm<'p>(
     (url, pods, res)
 }
 
-fn forget_departed(shared: &Shared, target: &Target, ready: &[PodInfo], known: &mut Vec<PodLabels>) {
-    known.retain(|l| {
-        let keep = ready.iter().any(|p| p.name == l.pod);
+/// Drops the per-pod metric series of pods that left the fleet.
+fn forget_departed(shared: &Shared, target: &Target, ready: &HashSet<&str>, known: &mut HashSet<String>) {
+    known.retain(|pod| {
+        let keep = ready.contains(pod.as_str());
         if !keep {
-            shared.metrics.forget_pod(l);
+            shared.metrics.forget_pod(&PodLabels {
+                namespace: target.key.namespace.clone(),
+                scaledobject: target.key.name.clone(),
+                pod: pod.clone(),
+            });
         }
         keep
     });
     for p in ready {
-        if !known.iter().any(|l| l.pod == p.name) {
-            known.push(PodLabels { namespace: target.key.namespace.clone(), scaledobject: target.key.name.clone(), pod: p.name.clone() });
-        }
-    }
-}
-
-impl Target {
-    /// Namespace of the fleet's pods (where DCGM's `namespace` label must point).
-    fn spec_namespace(&self) -> &str {
-        match &self.spec.pods {
-            PodSource::Kube { namespace, .. } => namespace,
-            PodSource::Static(_) => &self.key.namespace,
+        if !known.contains(*p) {
+            known.insert((*p).to_string());
         }
     }
 }

@@ -5,13 +5,18 @@
 //! (`targetQueueDepth = 10`, ...), validated by the same code that validates metadata, so a bad
 //! default is refused at start-up with the key named, not at the first RPC.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::{Deserialize, Deserializer};
 
 use crate::{
     policy::PolicyConfig,
-    spec::{LatencyHistogram, LatencySpec, ParseContext, ScalerSpec, SpecError},
+    spec::{LatencyHistogram, LatencySpec, POLICY_KEYS, ParseContext, ScalerSpec, SpecError},
 };
 
 /// Log output format.
@@ -70,6 +75,15 @@ pub struct Settings {
     pub log_level: String,
     /// Default policy, with metadata keys.
     pub defaults: HashMap<String, String>,
+    /// gRPC server certificate chain (PEM); with `tls_key`, the gRPC port speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM): when set, gRPC clients must present a certificate it issued (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are re-read, so a rotated certificate is used without a restart.
+    #[serde(deserialize_with = "duration")]
+    pub tls_reload_interval: Duration,
 }
 
 impl Default for Settings {
@@ -90,6 +104,10 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             defaults: HashMap::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_reload_interval: Duration::from_secs(10),
         }
     }
 }
@@ -111,27 +129,8 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Keys that make sense as server-wide defaults.
-const DEFAULT_KEYS: &[&str] = &[
-    "targetQueueDepth",
-    "targetTokensPerSecond",
-    "targetLatencySeconds",
-    "latencyMetric",
-    "latencyQuantile",
-    "latencyWindow",
-    "targetGpuUtilization",
-    "targetKvCacheUsage",
-    "weightQueueDepth",
-    "weightTokensPerSecond",
-    "weightLatency",
-    "weightGpuUtilization",
-    "weightKvCacheUsage",
-    "blendMode",
-    "peakFactor",
-    "minReplicas",
-    "maxReplicas",
-    "activationThreshold",
-];
+/// Environment prefix of `[defaults]` entries.
+const ENV_DEFAULTS: &str = "LLM_SCALER_DEFAULTS__";
 
 impl Settings {
     /// Loads defaults <- `file` <- environment <- `overrides` (flag name, value).
@@ -140,7 +139,20 @@ impl Settings {
         if let Some(f) = file {
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml).required(true));
         }
-        b = b.add_source(config::Environment::with_prefix("LLM_SCALER").prefix_separator("_").separator("__"));
+        // The environment source lower-cases keys, so `LLM_SCALER_DEFAULTS__TARGETQUEUEDEPTH`
+        // would land beside the file's `targetQueueDepth` as a second key, with an arbitrary
+        // winner. Policy defaults from the environment are therefore folded onto their canonical
+        // key here, as overrides above the file; everything else goes through the source.
+        let (defaults, rest): (Vec<_>, Vec<_>) =
+            std::env::vars().filter(|(k, _)| k.starts_with("LLM_SCALER_")).partition(|(k, _)| k.starts_with(ENV_DEFAULTS));
+        b = b.add_source(
+            config::Environment::with_prefix("LLM_SCALER").prefix_separator("_").separator("__").source(Some(rest.into_iter().collect())),
+        );
+        for (k, v) in defaults {
+            let name = &k[ENV_DEFAULTS.len()..];
+            let key = POLICY_KEYS.iter().find(|d| d.eq_ignore_ascii_case(name)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            b = b.set_override(format!("defaults.{key}"), v)?;
+        }
         for (k, v) in overrides {
             b = b.set_override(*k, v.clone())?;
         }
@@ -161,7 +173,23 @@ impl Settings {
                 "without Kubernetes (--no-kube) the only pod source is static endpoints: add --allow-static-endpoints".into(),
             ));
         }
+        self.validate_tls()?;
         self.policy_defaults().map(|_| ())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(ConfigError::Invalid("tls_cert is set but tls_key is not: TLS needs both".into())),
+            (None, Some(_)) => return Err(ConfigError::Invalid("tls_key is set but tls_cert is not: TLS needs both".into())),
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err(ConfigError::Invalid("tls_client_ca (mTLS) needs TLS: set tls_cert and tls_key too".into()));
+            }
+            _ => {}
+        }
+        if self.tls_reload_interval.is_zero() {
+            return Err(ConfigError::Invalid("tls_reload_interval must be > 0".into()));
+        }
+        Ok(())
     }
 
     /// A decision is served for this long after it was made.
@@ -173,8 +201,8 @@ impl Settings {
     pub fn policy_defaults(&self) -> Result<(PolicyConfig, LatencySpec), ConfigError> {
         let mut meta = HashMap::new();
         for (k, v) in &self.defaults {
-            // Environment variables arrive lower-cased: match keys case-insensitively.
-            let key = DEFAULT_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            // Accept any capitalisation, as for environment variables.
+            let key = POLICY_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
             meta.insert((*key).to_string(), v.clone());
         }
         let base_policy = PolicyConfig::default();
@@ -223,5 +251,30 @@ mod tests {
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nscrape_intervall = \"2s\"\n").unwrap();
         assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("scrape_intervall"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn tls_needs_cert_and_key_together() {
+        let base = [("kube", "false".to_string()), ("allow_static_endpoints", "true".to_string())];
+        let load = |extra: &[(&str, &str)]| {
+            let mut o: Vec<(&str, String)> = base.to_vec();
+            o.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            Settings::load(None, &o)
+        };
+        let s = load(&[]).unwrap();
+        assert_eq!((s.tls_cert, s.tls_reload_interval), (None, Duration::from_secs(10)));
+        let s =
+            load(&[("tls_cert", "/c.pem"), ("tls_key", "/k.pem"), ("tls_client_ca", "/ca.pem"), ("tls_reload_interval", "2s")]).unwrap();
+        assert_eq!(s.tls_cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(s.tls_client_ca.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(s.tls_reload_interval, Duration::from_secs(2));
+        let err = load(&[("tls_cert", "/c.pem")]).unwrap_err().to_string();
+        assert!(err.contains("tls_key is not"), "{err}");
+        let err = load(&[("tls_key", "/k.pem")]).unwrap_err().to_string();
+        assert!(err.contains("tls_cert is not"), "{err}");
+        let err = load(&[("tls_client_ca", "/ca.pem")]).unwrap_err().to_string();
+        assert!(err.contains("tls_client_ca"), "{err}");
+        let err = load(&[("tls_cert", "/c.pem"), ("tls_key", "/k.pem"), ("tls_reload_interval", "0s")]).unwrap_err().to_string();
+        assert!(err.contains("tls_reload_interval"), "{err}");
     }
 }

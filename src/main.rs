@@ -80,6 +80,24 @@ struct ServeArgs {
     /// Log filter, e.g. info or llm_scaler=debug [default: info; RUST_LOG wins].
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// gRPC server certificate chain, PEM, leaf first (e.g. tls.crt of a cert-manager Secret).
+    /// With --tls-key, the gRPC port speaks TLS only (ALPN h2, TLS 1.2/1.3; KEDA: enableTLS
+    /// "true" and a caCert in the TriggerAuthentication); the HTTP port stays plaintext.
+    /// It must name the host of KEDA's scalerAddress. [default: none, plaintext h2c]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1; e.g. tls.key).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA bundle, PEM: turns on mTLS. gRPC clients must present a certificate issued by it (KEDA:
+    /// tlsClientCert and tlsClientKey in the TriggerAuthentication); others are refused.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are re-read; a changed certificate is used for new connections
+    /// without a restart (open connections keep theirs), a broken one is logged and ignored,
+    /// e.g. 10s [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    tls_reload_interval: Option<String>,
 }
 
 #[derive(Args)]
@@ -122,6 +140,11 @@ impl ServeArgs {
         put("allow_static_endpoints", self.allow_static_endpoints.then(|| "true".to_string()));
         put("log_format", self.log_format.clone());
         put("log_level", self.log_level.clone());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        put("tls_cert", path(&self.tls_cert));
+        put("tls_key", path(&self.tls_key));
+        put("tls_client_ca", path(&self.tls_client_ca));
+        put("tls_reload_interval", self.tls_reload_interval.clone());
         o
     }
 }

@@ -1,11 +1,23 @@
 //! Fetching one `/metrics` endpoint and parsing it as it arrives.
 //!
-//! One shared `reqwest::Client` (connection reuse across ticks and ScaledObjects), the Accept
-//! header vLLM expects (an OpenMetrics Accept can make it rename samples), a per-request timeout
-//! covering the whole body, and a body-size bound enforced both on `Content-Length` and while
+//! One shared pooled HTTP/1.1 client (connections are reused across ticks and ScaledObjects),
+//! the Accept header vLLM expects (an OpenMetrics Accept can make it rename samples), a timeout
+//! covering the whole exchange, and a body-size bound enforced both on `Content-Length` and while
 //! streaming. Chunks go straight into the streaming parser: no body is buffered whole.
+//!
+//! The client is hyper-util's pooled client (the one reqwest wraps) used directly, because it
+//! lets us fix each connection's read buffer: hyper's adaptive buffer otherwise grows towards
+//! ~400 KB on 75 KB bodies and stays allocated while the connection idles in the pool, which
+//! measured 180 MiB RSS with 1,000 pods (`cargo bench --bench tick`).
 
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
+};
 
 use crate::exposition::{Limits, ParseError, Stats, StreamParser, Visitor};
 
@@ -22,7 +34,7 @@ pub enum ScrapeError {
         url: String,
         /// Cause.
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// No complete answer in time.
     #[error("{url} did not answer within {timeout:?}")]
@@ -91,26 +103,45 @@ impl Default for ScrapeConfig {
     }
 }
 
+/// Read buffer of each pooled connection (exact size): five reads per 75 KB body, 16 KiB
+/// resident per idle connection. Measured with 1,000 pods: 54 MiB RSS, against 180 MiB with
+/// hyper's adaptive default and 84 MiB with a 32 KiB adaptive cap, at the same CPU per tick.
+const READ_BUF_MAX: usize = 16 << 10;
+
 /// A shared HTTP client for every scrape of the process.
 #[derive(Debug, Clone)]
 pub struct Scraper {
-    client: reqwest::Client,
+    client: Client<HttpConnector, Empty<Bytes>>,
     cfg: ScrapeConfig,
 }
 
+/// Renders an error with its chain of causes (hyper's top-level messages are terse).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 impl Scraper {
-    /// Builds the client: pooled connections, no proxies (pod IPs are cluster-local).
-    pub fn new(cfg: ScrapeConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
+    /// Builds the client: pooled keep-alive connections, bounded read buffers, no proxies
+    /// (pod IPs are cluster-local).
+    pub fn new(cfg: ScrapeConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(2)
-            .connect_timeout(cfg.timeout)
-            .timeout(cfg.timeout)
-            .tcp_nodelay(true)
-            .user_agent(concat!("llm-scaler/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Scraper { client, cfg })
+            .pool_max_idle_per_host(1)
+            .http1_read_buf_exact_size(READ_BUF_MAX)
+            .build(connector);
+        Scraper { client, cfg }
     }
 
     /// Fetches `url` and streams the body through `visitor`.
@@ -123,27 +154,31 @@ impl Scraper {
     }
 
     async fn fetch<V: Visitor + Send>(&self, url: &str, visitor: &mut V) -> Result<Stats, ScrapeError> {
-        let transport = |source: reqwest::Error| {
-            if source.is_timeout() {
-                ScrapeError::Timeout { url: url.to_string(), timeout: self.cfg.timeout }
-            } else {
-                ScrapeError::Transport { url: url.to_string(), source }
-            }
-        };
-        let mut resp = self.client.get(url).header(reqwest::header::ACCEPT, ACCEPT).send().await.map_err(transport)?;
+        let transport = |e: &(dyn std::error::Error + 'static)| ScrapeError::Transport { url: url.to_string(), source: chain(e).into() };
+        let request = http::Request::get(url)
+            .header(http::header::ACCEPT, ACCEPT)
+            .header(http::header::USER_AGENT, concat!("llm-scaler/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| transport(&e))?;
+        let resp = self.client.request(request).await.map_err(|e| transport(&e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ScrapeError::Status { url: url.to_string(), status: status.as_u16() });
         }
-        if let Some(len) = resp.content_length()
+        let announced = resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let Some(len) = announced
             && len > self.cfg.max_body_bytes as u64
         {
             return Err(ScrapeError::TooLarge { url: url.to_string(), len, limit: self.cfg.max_body_bytes });
         }
         let mut parser = StreamParser::new(Limits { max_line_len: self.cfg.max_line_bytes, max_body_len: self.cfg.max_body_bytes });
         let parse = |source| ScrapeError::Parse { url: url.to_string(), source };
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            parser.feed(&chunk, visitor).map_err(parse)?;
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| transport(&e))?;
+            if let Some(chunk) = frame.data_ref() {
+                parser.feed(chunk, visitor).map_err(parse)?;
+            }
         }
         parser.finish(visitor).map_err(parse)
     }

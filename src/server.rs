@@ -5,6 +5,9 @@
 //! connects; the health service turns SERVING only once the scaler can decide, and back to
 //! NOT_SERVING as soon as shutdown starts. Shutdown stops accepting, lets in-flight calls finish,
 //! ends push streams cleanly and stops every collector.
+//!
+//! With `tls_cert`/`tls_key` the gRPC port (KEDA's service, health, reflection) speaks TLS only,
+//! see [`crate::tls`]; the HTTP port stays plaintext.
 
 use std::{
     net::SocketAddr,
@@ -15,6 +18,7 @@ use std::{
     time::Duration,
 };
 
+use futures::{FutureExt, future::BoxFuture};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle, time::Instant};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
@@ -29,6 +33,7 @@ use crate::{
     registry::{CollectSettings, Registry, Shared},
     scrape::{ScrapeConfig, Scraper},
     telemetry::Metrics,
+    tls::{self, ReloadableTls, TlsFiles},
 };
 
 /// How pods are found.
@@ -56,9 +61,6 @@ pub enum ServerError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -68,6 +70,9 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    /// The TLS files are unusable at start-up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running server.
@@ -84,12 +89,13 @@ impl Server {
     /// Binds, starts serving and connects discovery in the background.
     pub async fn start(settings: Settings, mode: DiscoveryMode) -> Result<Server, ServerError> {
         let (policy_defaults, latency_defaults) = settings.policy_defaults()?;
+        let tls = TlsFiles::from_settings(&settings).map(ReloadableTls::load).transpose()?.map(Arc::new);
         let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
         let http = TcpListener::bind(settings.http_addr).await.map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
         let grpc_addr = grpc.local_addr().map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
         let http_addr = http.local_addr().map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
         let scraper =
-            Scraper::new(ScrapeConfig { timeout: settings.scrape_timeout, max_body_bytes: settings.max_body_bytes, ..Default::default() })?;
+            Scraper::new(ScrapeConfig { timeout: settings.scrape_timeout, max_body_bytes: settings.max_body_bytes, ..Default::default() });
 
         let metrics = Arc::new(Metrics::new());
         let cell: Arc<OnceLock<Arc<Registry>>> = Arc::new(OnceLock::new());
@@ -111,14 +117,22 @@ impl Server {
         let scaler = ScalerService::new(cell.clone(), metrics.clone(), shutdown_rx.clone());
 
         let mut grpc_stop = shutdown_rx.clone();
-        let grpc_task = tonic::transport::Server::builder()
+        let grpc_router = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ExternalScalerServer::new(scaler))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-                let _ = grpc_stop.wait_for(|s| *s).await;
-            });
+            .add_service(ExternalScalerServer::new(scaler));
+        let grpc_stop = async move {
+            let _ = grpc_stop.wait_for(|s| *s).await;
+        };
+        // The two transports differ in IO type, hence in future type: box them to one.
+        let grpc_task: BoxFuture<'static, Result<(), tonic::transport::Error>> = match &tls {
+            None => grpc_router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_stop).boxed(),
+            Some(t) => {
+                tokio::spawn(t.clone().watch(settings.tls_reload_interval, shutdown_rx.clone()));
+                grpc_router.serve_with_incoming_shutdown(tls::incoming(grpc, t.clone(), tls::HANDSHAKE_TIMEOUT), grpc_stop).boxed()
+            }
+        };
         let mut http_stop = shutdown_rx.clone();
         let http_state = HttpState { registry: cell.clone(), metrics: metrics.clone(), ready: ready.clone() };
         let http_task = axum::serve(http, router(http_state)).with_graceful_shutdown(async move {
@@ -201,7 +215,7 @@ impl Server {
             info!("stopped");
             Ok(())
         });
-        info!(%grpc_addr, %http_addr, "listening");
+        info!(%grpc_addr, %http_addr, grpc_tls = tls.is_some(), mtls = tls.as_ref().is_some_and(|t| t.files().client_ca.is_some()), "listening");
         Ok(Server { grpc_addr, http_addr, shutdown, task })
     }
 

@@ -205,8 +205,8 @@ pub enum SpecError {
     },
 }
 
-/// Every key we understand (README documents each).
-const KEYS: &[&str] = &[
+/// Keys that choose where pods and GPU numbers come from: per ScaledObject only.
+const SOURCE_KEYS: &[&str] = &[
     "podSelector",
     "namespace",
     "metricsPort",
@@ -219,6 +219,10 @@ const KEYS: &[&str] = &[
     "dcgmSelector",
     "dcgmPort",
     "dcgmEndpoints",
+];
+
+/// Keys of the policy: valid in metadata, and server-wide in the configuration's `[defaults]`.
+pub const POLICY_KEYS: &[&str] = &[
     "targetQueueDepth",
     "targetTokensPerSecond",
     "targetLatencySeconds",
@@ -239,6 +243,10 @@ const KEYS: &[&str] = &[
     "activationThreshold",
 ];
 
+fn find_key(name: &str) -> Option<&'static str> {
+    known_keys().find(|k| *k == name)
+}
+
 /// Keys KEDA itself always or often sends to every external scaler; accepted and ignored.
 const KEDA_KEYS: &[&str] = &["scalerAddress", "enableTLS", "unsafeSsl", "caCert", "tlsClientCert", "tlsClientKey"];
 
@@ -257,11 +265,11 @@ impl<'a> Meta<'a> {
                 continue;
             }
             let base = k.strip_suffix("FromEnv").unwrap_or(k);
-            let Some(known) = KEYS.iter().find(|key| **key == base) else {
-                let valid: Vec<&str> = KEYS.to_vec();
+            let Some(known) = find_key(base) else {
+                let valid: Vec<&str> = known_keys().collect();
                 return Err(SpecError::UnknownKey { key: k.clone(), valid: valid.join(", ") });
             };
-            if let Some((prev, _)) = values.insert(*known, (k.as_str(), raw[k].as_str())) {
+            if let Some((prev, _)) = values.insert(known, (k.as_str(), raw[k].as_str())) {
                 return Err(SpecError::Conflict { key: k.clone(), problem: format!("given twice (also as \"{prev}\"); keep one") });
             }
         }
@@ -511,9 +519,9 @@ impl ScalerSpec {
     }
 }
 
-/// Every key with its default, for documentation tests.
+/// Every metadata key (README documents each).
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter().copied()
+    SOURCE_KEYS.iter().chain(POLICY_KEYS).copied()
 }
 
 impl fmt::Display for StaticEndpoint {
@@ -544,6 +552,14 @@ mod tests {
 
     fn meta(kv: &[(&str, &str)]) -> HashMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn every_key_is_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for k in known_keys() {
+            assert!(readme.contains(&format!("| `{k}` |")), "README's metadata table lacks `{k}`");
+        }
     }
 
     #[test]

@@ -431,3 +431,30 @@ async fn health_and_reflection() {
     assert_eq!(next.status(), ServingStatus::NotServing);
     tokio::time::timeout(T, stop).await.expect("shutdown within the grace period").unwrap();
 }
+
+#[tokio::test]
+async fn idle_scaledobjects_stop_being_scraped() {
+    let pod = FakePod::start("llama").await;
+    let mut s = settings(100);
+    s.idle_timeout = Duration::from_millis(600);
+    let mut h = Harness::start(s).await;
+    let so = so("ai", "idle", &[("endpoints", endpoints(&[&pod]))]);
+    h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
+    assert!(h.decisions().await.contains("\"name\":\"idle\""));
+    // Nobody asks any more: the collector stops and the ScaledObject is forgotten.
+    let deadline = tokio::time::Instant::now() + T;
+    while h.decisions().await.contains("\"name\":\"idle\"") {
+        assert!(tokio::time::Instant::now() < deadline, "still collected after the idle timeout");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = http_get(h.http_addr, "/metrics").await;
+    assert!(!m.contains("scaledobject=\"idle\",pod="), "per-pod series of a forgotten ScaledObject are dropped");
+    assert!(
+        m.contains("llm_scaler_scaledobjects 0"),
+        "{}",
+        m.lines().filter(|l| l.contains("scaledobjects")).collect::<Vec<_>>().join("\n")
+    );
+    // Asking again starts it afresh.
+    h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
+    h.stop().await;
+}

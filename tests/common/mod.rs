@@ -105,8 +105,14 @@ impl FakePod {
 
     /// Starts a pod rendering `vllm`.
     pub async fn start_with(vllm: VllmPod) -> FakePod {
+        Self::start_at(SocketAddr::new(next_ip(), 0), vllm).await
+    }
+
+    /// Starts a pod rendering `vllm` on a given address: discovered pods share one
+    /// `metricsPort` and differ by IP, as in a cluster.
+    pub async fn start_at(addr: SocketAddr, vllm: VllmPod) -> FakePod {
         let state = Arc::new(Mutex::new(PodState { vllm, behavior: Behavior::Vllm }));
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(next_ip(), 0)).await.expect("bind fake pod");
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind fake pod on {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/metrics", get(serve_pod)).with_state(state.clone());
         let task = tokio::spawn(async move {

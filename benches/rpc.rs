@@ -1,0 +1,133 @@
+//! RPC latency served from memory: 100 ScaledObjects, an open-loop load of 2,000 RPS in KEDA's
+//! call pattern (GetMetricSpec, GetMetrics, IsActive), latency measured at the client.
+//!
+//! `cargo bench --bench rpc` (optionally `-- RPS SECONDS OBJECTS`). Goal (issue 2): p99 <= 1 ms
+//! at 2,000 RPS with 100 ScaledObjects. The fake pods run in a child process; the load
+//! generator shares this process with the server, so the figures include its CPU contention.
+
+mod support;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use llm_scaler::{
+    config::Settings,
+    grpc::METRIC_NAME,
+    proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
+    server::{DiscoveryMode, Server},
+};
+use tokio::sync::Mutex;
+
+fn main() {
+    support::maybe_run_fleet();
+    let args: Vec<f64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let rps = args.first().copied().unwrap_or(2000.0);
+    let secs = args.get(1).copied().unwrap_or(10.0);
+    let objects = args.get(2).copied().unwrap_or(100.0) as usize;
+    let fleet = support::Fleet::spawn(objects);
+    // The server gets its own runtime (2 workers, as in production); the load generator runs on
+    // another (1 worker), like KEDA in its own process, so neither queues behind the other's tasks.
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let server = server_rt.block_on(start_server());
+    let grpc = server.grpc_addr;
+    let http = server.http_addr;
+    client_rt.block_on(run(fleet, grpc, http, rps, secs, objects));
+    server_rt.block_on(server.shutdown()).expect("shutdown");
+}
+
+async fn start_server() -> Server {
+    let settings = Settings {
+        grpc_addr: "127.0.0.1:0".parse().expect("addr"),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        scrape_interval: Duration::from_secs(5),
+        kube: false,
+        allow_static_endpoints: true,
+        ..Settings::default()
+    };
+    Server::start(settings, DiscoveryMode::None).await.expect("server")
+}
+
+async fn run(fleet: support::Fleet, grpc: std::net::SocketAddr, http: std::net::SocketAddr, rps: f64, secs: f64, objects: usize) {
+    let url = format!("http://{grpc}");
+    let sos: Vec<ScaledObjectRef> = (0..objects)
+        .map(|k| {
+            let meta: HashMap<String, String> =
+                [("endpoints".to_string(), format!("vllm-{k}={}", fleet.addr(k))), ("scalerAddress".to_string(), url.clone())].into();
+            ScaledObjectRef { name: format!("model-{k}"), namespace: "bench".into(), scaler_metadata: meta }
+        })
+        .collect();
+    // Like KEDA: one shared HTTP/2 connection per scaler address.
+    let client = ExternalScalerClient::connect(url).await.expect("connect");
+    for so in &sos {
+        let mut c = client.clone();
+        c.get_metric_spec(so.clone()).await.expect("spec");
+        let req = GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: METRIC_NAME.into() };
+        while c.get_metrics(req.clone()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let sos = Arc::new(sos);
+    let latencies = Arc::new(Mutex::new(Vec::<(u8, Duration)>::with_capacity((rps * secs) as usize)));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total = (rps * secs) as usize;
+    let period = Duration::from_secs_f64(1.0 / rps);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        ticker.tick().await;
+        let (mut c, sos, lat, errs) = (client.clone(), sos.clone(), latencies.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let so = sos[i % sos.len()].clone();
+            let kind = (i / sos.len() % 3) as u8;
+            let t0 = tokio::time::Instant::now();
+            let ok = match kind {
+                0 => c.get_metric_spec(so).await.is_ok(),
+                1 => c.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so), metric_name: METRIC_NAME.into() }).await.is_ok(),
+                _ => c.is_active(so).await.is_ok(),
+            };
+            let dt = t0.elapsed();
+            if !ok {
+                errs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            lat.lock().await.push((kind, dt));
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = latencies.lock().await.clone();
+    all.sort_by_key(|(_, d)| *d);
+    let q = |v: &[(u8, Duration)], p: f64| {
+        v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).map_or(0.0, |x| x.1.as_secs_f64() * 1e3)
+    };
+    println!(
+        "rpc bench: {objects} ScaledObjects, {} RPCs in {elapsed:.1} s = {:.0} RPS achieved (target {rps:.0})",
+        all.len(),
+        all.len() as f64 / elapsed
+    );
+    println!(
+        "  all      p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  errors {}",
+        q(&all, 0.5),
+        q(&all, 0.99),
+        q(&all, 0.999),
+        q(&all, 1.0),
+        errors.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    for (k, name) in [(0u8, "GetMetricSpec"), (1, "GetMetrics"), (2, "IsActive")] {
+        let v: Vec<_> = all.iter().copied().filter(|(kind, _)| *kind == k).collect();
+        println!("  {name:<14} p50 {:.3} ms  p99 {:.3} ms", q(&v, 0.5), q(&v, 0.99));
+    }
+    println!("  (client-side latency over one shared HTTP/2 connection; load generator on its own runtime in the same process)");
+    // Server-side handler time, from the scaler's own histogram.
+    let text = reqwest::get(format!("http://{http}/metrics")).await.expect("metrics").text().await.expect("text");
+    let (mut sum, mut count) = (0.0, 0.0);
+    for m in ["GetMetricSpec", "GetMetrics", "IsActive"] {
+        sum += support::metric(&text, &format!("llm_scaler_rpc_duration_seconds_sum{{method=\"{m}\"}}")).unwrap_or(0.0);
+        count += support::metric(&text, &format!("llm_scaler_rpc_duration_seconds_count{{method=\"{m}\"}}")).unwrap_or(0.0);
+    }
+    println!("  server-side handler time: mean {:.1} us over {count:.0} calls", sum / count.max(1.0) * 1e6);
+    println!("  load average during the run: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+}
