@@ -227,8 +227,7 @@ async fn tick(
         shared.metrics.unavailable(&target.labels);
         return;
     }
-    let obs = signals.observe(ready.iter().map(|p| p.name.as_str()), starting.len() as u32, now);
-    match policy::decide(&spec.policy, &obs) {
+    match decide_tick(&spec.policy, signals, ready.iter().map(|p| p.name.as_str()), starting.len() as u32, now) {
         Ok(d) => publish(shared, target, d),
         Err(e) => {
             warn!(error = %e, "no decision this tick");
@@ -236,6 +235,20 @@ async fn tick(
             shared.metrics.unavailable(&target.labels);
         }
     }
+}
+
+/// The pure end of a tick, shared with the simulator: the Ready pods' recorded scrapes become
+/// one observation, and the policy decides on it. No I/O and no clock: `now` is whatever time
+/// the caller runs in (wall clock here, virtual time in `sim`).
+pub fn decide_tick<'a>(
+    policy: &policy::PolicyConfig,
+    signals: &FleetSignals,
+    ready: impl IntoIterator<Item = &'a str>,
+    starting: u32,
+    now: Duration,
+) -> Result<Decision, policy::NoDecision> {
+    let obs = signals.observe(ready, starting, now);
+    policy::decide(policy, &obs)
 }
 
 fn publish(shared: &Shared, target: &Target, d: Decision) {

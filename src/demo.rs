@@ -1,14 +1,23 @@
-//! `llm-scaler demo`: the whole loop on one machine, no cluster.
+//! `llm-scaler demo`: the real scaler against the modelled fleet, on one machine, no cluster.
 //!
-//! A fake vLLM fleet serves real exposition text on loopback (one HTTP server per pod on
-//! 127.0.0.x), its load rising and falling along a compressed curve; the real server scrapes it
-//! through the in-process discovery hook; a poller calls the RPCs as KEDA does, applies the HPA
-//! arithmetic ([`crate::hpa`]) and resizes the fleet (new pods become Ready after a cold start),
-//! printing each decision with its per-signal contributions from `/api/v1/decisions`.
+//! A bundled trace (Azure's 2023 coding-assistant trace by default) is replayed, fast-forwarded,
+//! against modelled vLLM replicas ([`crate::sim::engine`]); each replica serves its rendered
+//! `/metrics` text over loopback HTTP (one server per pod on 127.0.x.y). The REAL server
+//! ([`Server`] with [`DiscoveryMode::Custom`]) discovers and scrapes them over HTTP as it would
+//! in a cluster; a poller calls the gRPC RPCs as KEDA does, applies the HPA arithmetic
+//! ([`crate::hpa`]) in virtual time and resizes the fleet (new replicas become Ready after a cold
+//! start, removed ones drain). A live view prints the fleet, the demand and each signal's
+//! contribution; a report at the end compares the run with a static fleet and with the same
+//! policy replayed purely in virtual time by `simulate`.
+//!
+//! The server measures rates and windows in wall-clock time, so under a speed-up of S the demo
+//! gives it wall-clock settings scaled by 1/S (scrape interval, latency window) and a tokens/s
+//! target scaled by S; everything the server decides on is otherwise unchanged.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -21,18 +30,45 @@ use crate::{
     discovery::{PodInfo, PodLister},
     grpc::METRIC_NAME,
     hpa::{Hpa, HpaConfig},
+    policy::{PolicyConfig, Signal},
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    render::vllm::VllmPod,
     server::{DiscoveryMode, Server},
+    sim::{
+        self, SimConfig,
+        engine::{Done, ModelProfile, Replica},
+        stats::{LogHist, Percentiles},
+        workload::{Request, Source, Workload, parse_trace, read_trace},
+    },
 };
+
+/// The trace replayed by default (CC-BY-4.0, see `data/README.md`).
+const BUNDLED_TRACE: &[u8] = include_bytes!("../data/traces/azure_2023/AzureLLMInferenceTrace_code.csv");
 
 /// Demo knobs.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Wall-clock length; the load curve is compressed into it.
+    /// Wall-clock length: the trace is fast-forwarded to fit.
     pub duration: Duration,
-    /// Peak arrival rate, requests/s.
-    pub peak_rps: f64,
+    /// Another trace to replay instead of the bundled one.
+    pub trace: Option<PathBuf>,
+    /// Replica bounds.
+    pub min_replicas: u32,
+    /// Upper replica bound.
+    pub max_replicas: u32,
+    /// Virtual cold start.
+    pub cold_start: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            duration: Duration::from_secs(60),
+            trace: None,
+            min_replicas: 1,
+            max_replicas: 8,
+            cold_start: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Why the demo stopped early.
@@ -47,58 +83,62 @@ pub enum DemoError {
     /// The gRPC client failed.
     #[error("gRPC client: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The trace could not be read.
+    #[error("trace: {0}")]
+    Trace(#[from] crate::sim::workload::WorkloadError),
 }
 
-/// A fake vLLM replica: its engine state, its rendered body and its HTTP server.
-struct FakePod {
+/// A modelled replica with its HTTP server.
+struct DemoPod {
     name: String,
     ip: IpAddr,
-    ready_at: Instant,
-    vllm: VllmPod,
-    /// Fractional requests completed, carried to the next step.
-    carry: f64,
+    ready_at: f64,
+    draining_since: Option<f64>,
+    replica: Replica,
     body: Arc<Mutex<String>>,
     server: JoinHandle<()>,
 }
 
-impl Drop for FakePod {
+impl Drop for DemoPod {
     fn drop(&mut self) {
         self.server.abort();
     }
 }
 
-/// The fluid model of the fleet: arrivals join one queue spread evenly over Ready pods.
-struct Fleet {
-    pods: Vec<FakePod>,
-    port: u16,
-    next_index: u32,
-    queue: f64,
-    carry_requests: f64,
-    /// Requests each pod completes per second at full batch.
-    per_pod_rps: f64,
-    max_num_seqs: f64,
-    service_s: f64,
-    cold_start: Duration,
-    pod_seconds: f64,
-    ttft_ok: f64,
-    ttft_total: f64,
+/// What the server's discovery sees.
+#[derive(Default)]
+struct Snapshot(Mutex<Vec<PodInfo>>);
+
+struct FleetLister(Arc<Snapshot>);
+
+impl PodLister for FleetLister {
+    fn pods(&self, namespace: &str, _name: &str) -> Vec<PodInfo> {
+        let v = self.0.0.lock().map(|v| v.clone()).unwrap_or_default();
+        v.into_iter()
+            .map(|mut p| {
+                p.namespace = namespace.to_string();
+                p
+            })
+            .collect()
+    }
 }
 
-const PROMPT_TOKENS: f64 = 500.0;
-const OUTPUT_TOKENS: f64 = 150.0;
-const TTFT_SLO_S: f64 = 2.0;
+struct DemoFleet {
+    pods: Vec<DemoPod>,
+    port: u16,
+    next: u32,
+    profile: ModelProfile,
+    cold_start: f64,
+    gpu_seconds: f64,
+    actions: u64,
+}
 
-impl Fleet {
-    fn ready(&self, now: Instant) -> usize {
-        self.pods.iter().filter(|p| p.ready_at <= now).count()
-    }
-
-    fn add_pod(&mut self, ready_at: Instant) -> Result<(), DemoError> {
-        let k = self.next_index;
-        self.next_index += 1;
+impl DemoFleet {
+    fn add(&mut self, now: f64, ready_at: f64) -> Result<(), DemoError> {
+        let k = self.next;
+        self.next += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (k / 200) as u8 + 1, (k % 200) as u8 + 10));
         let addr = SocketAddr::new(ip, self.port);
-        // Bound synchronously so the fleet can be resized under a plain mutex.
         let listener = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
             .and_then(TcpListener::from_std)
@@ -110,95 +150,63 @@ impl Fleet {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let mut vllm = VllmPod::new("meta-llama/Llama-3.1-8B-Instruct", 1);
-        render(&mut vllm, &body);
-        self.pods.push(FakePod { name: format!("vllm-demo-{k}"), ip, ready_at, vllm, carry: 0.0, body, server });
+        let replica = Replica::new(&self.profile, now);
+        self.pods.push(DemoPod { name: format!("vllm-demo-{k}"), ip, ready_at, draining_since: None, replica, body, server });
         Ok(())
     }
 
-    /// Applies the HPA's decision: new pods start cold; removal drains the youngest first.
-    fn scale_to(&mut self, n: usize, now: Instant) -> Result<(), DemoError> {
-        while self.pods.len() < n {
-            self.add_pod(now + self.cold_start)?;
+    fn current(&self) -> u32 {
+        self.pods.iter().filter(|p| p.draining_since.is_none()).count() as u32
+    }
+
+    fn ready(&self, now: f64) -> impl Iterator<Item = usize> + '_ {
+        self.pods.iter().enumerate().filter(move |(_, p)| p.draining_since.is_none() && p.ready_at <= now).map(|(i, _)| i)
+    }
+
+    fn scale_to(&mut self, n: u32, now: f64) -> Result<(), DemoError> {
+        let cur = self.current();
+        if n == cur {
+            return Ok(());
         }
-        if self.pods.len() > n {
-            self.pods.sort_by_key(|p| std::cmp::Reverse(p.ready_at));
-            self.pods.drain(..self.pods.len() - n);
+        self.actions += 1;
+        for _ in cur..n {
+            self.add(now, now + self.cold_start)?;
+        }
+        for _ in n..cur {
+            // Pods still starting go first, then the Ready pod with the least work drains.
+            if let Some(i) = self.pods.iter().rposition(|p| p.draining_since.is_none() && p.ready_at > now) {
+                // Its GPU time so far was counted step by step.
+                self.pods.remove(i);
+            } else if let Some(i) = self.ready(now).min_by_key(|&i| self.pods[i].replica.outstanding()) {
+                self.pods[i].draining_since = Some(now);
+            }
         }
         Ok(())
     }
+}
 
-    /// Advances the model by `dt` at arrival rate `rps` and re-renders every pod.
-    fn step(&mut self, now: Instant, rps: f64, dt: f64) {
-        let ready = self.ready(now);
-        self.pod_seconds += self.pods.len() as f64 * dt;
-        let capacity = ready as f64 * self.per_pod_rps;
-        let arrived = rps * dt;
-        let served = (self.queue + arrived).min(capacity * dt);
-        self.queue += arrived - served;
-        let ttft = if capacity > 0.0 { 0.15 + self.queue / capacity } else { 60.0 };
-        self.carry_requests += served;
-        let whole = self.carry_requests.floor();
-        self.carry_requests -= whole;
-        self.ttft_total += whole;
-        if ttft <= TTFT_SLO_S {
-            self.ttft_ok += whole;
+struct Tally {
+    ttft: LogHist,
+    n: u64,
+    ok: u64,
+    dropped: u64,
+    ttft_slo: f64,
+    tpot_slo: f64,
+}
+
+impl Tally {
+    fn done(&mut self, d: Done) {
+        self.n += 1;
+        if !d.completed {
+            self.dropped += 1;
+            return;
         }
-        let in_service = (served / dt.max(1e-9)) * self.service_s;
-        let n = ready.max(1) as f64;
-        for p in self.pods.iter_mut().filter(|p| p.ready_at <= now) {
-            p.carry += served / n;
-            let per_pod_done = p.carry.floor();
-            p.carry -= per_pod_done;
-            let per_pod_done = per_pod_done as u64;
-            let e = &mut p.vllm.engines[0];
-            e.waiting = (self.queue / n).round() as u64;
-            e.running = (in_service / n).min(self.max_num_seqs).round() as u64;
-            e.kv_cache_usage = (e.running as f64 / self.max_num_seqs * 0.85).min(1.0);
-            e.prompt_tokens += per_pod_done * PROMPT_TOKENS as u64;
-            e.generation_tokens += per_pod_done * OUTPUT_TOKENS as u64;
-            e.ttft.observe_n(ttft, per_pod_done);
-            render(&mut p.vllm, &p.body);
+        let ttft = d.ttft_s.unwrap_or(f64::INFINITY);
+        self.ttft.record(ttft);
+        if ttft <= self.ttft_slo && d.tpot_s.is_none_or(|t| t <= self.tpot_slo) {
+            self.ok += 1;
         }
     }
-}
-
-fn render(vllm: &mut VllmPod, body: &Mutex<String>) {
-    if let Ok(mut b) = body.lock() {
-        b.clear();
-        vllm.render(&mut b);
-    }
-}
-
-/// Lets the server discover the fake fleet the way the watch cache would.
-struct FleetLister(Arc<Mutex<Fleet>>);
-
-impl PodLister for FleetLister {
-    fn pods(&self, namespace: &str, _name: &str) -> Vec<PodInfo> {
-        let f = lock(&self.0);
-        let now = Instant::now();
-        f.pods
-            .iter()
-            .map(|p| PodInfo {
-                name: p.name.clone(),
-                namespace: namespace.to_string(),
-                ip: Some(p.ip),
-                node: None,
-                ready: p.ready_at <= now,
-            })
-            .collect()
-    }
-}
-
-fn lock(f: &Mutex<Fleet>) -> std::sync::MutexGuard<'_, Fleet> {
-    f.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The load curve: a quiet start, a rise to `peak`, a fall.
-fn load(peak: f64, t: f64, total: f64) -> f64 {
-    let base = peak / 10.0;
-    let x = (t / total).clamp(0.0, 1.0);
-    base + (peak - base) * (std::f64::consts::PI * x).sin().powi(2)
 }
 
 async fn free_port() -> Result<u16, DemoError> {
@@ -209,42 +217,61 @@ async fn free_port() -> Result<u16, DemoError> {
 
 /// Runs the demo, printing as it goes.
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+    let (name, trace) = match &opts.trace {
+        Some(p) => (p.display().to_string(), read_trace(p)?),
+        None => ("Azure 2023 code trace (bundled)".to_string(), parse_trace(BUNDLED_TRACE, "bundled trace", false)?),
+    };
+    let trace = Arc::new(trace);
+    let virtual_len = trace.last().map_or(1.0, |r| r.arrival_s).max(1.0);
+    let speed = (virtual_len / opts.duration.as_secs_f64().max(1.0)).max(1.0);
+    let workload = Workload::new(name.clone(), Source::Trace(trace.clone()), 1);
+    let mut cfg = SimConfig {
+        min_replicas: opts.min_replicas.max(1),
+        max_replicas: opts.max_replicas.max(opts.min_replicas.max(1)),
+        cold_start_s: opts.cold_start.as_secs_f64(),
+        ..SimConfig::default()
+    };
+    cfg.replica_capacity_rps = sim::replica_capacity(&cfg, &workload, 0.99);
+
     let port = free_port().await?;
-    let fleet = Arc::new(Mutex::new(Fleet {
+    let snapshot = Arc::new(Snapshot::default());
+    let mut fleet = DemoFleet {
         pods: Vec::new(),
         port,
-        next_index: 0,
-        queue: 0.0,
-        carry_requests: 0.0,
-        per_pod_rps: 8.0,
-        max_num_seqs: 32.0,
-        service_s: 4.0,
-        cold_start: Duration::from_secs(6),
-        pod_seconds: 0.0,
-        ttft_ok: 0.0,
-        ttft_total: 0.0,
-    }));
-    lock(&fleet).scale_to(2, Instant::now() - Duration::from_secs(10))?;
+        next: 0,
+        profile: cfg.profile.clone(),
+        cold_start: cfg.cold_start_s,
+        gpu_seconds: 0.0,
+        actions: 0,
+    };
+    for _ in 0..cfg.min_replicas {
+        fleet.add(0.0, 0.0)?;
+    }
 
+    // The server runs in wall-clock time: its 15 s virtual scrape is 15/S s of wall time.
+    let scrape = Duration::from_secs_f64((15.0 / speed).max(0.05));
     let settings = Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-        http_addr: "127.0.0.1:0".parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-        scrape_interval: Duration::from_secs(1),
-        scrape_timeout: Duration::from_millis(800),
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        scrape_interval: scrape,
+        scrape_timeout: scrape.mul_f64(0.8).max(Duration::from_millis(40)),
         kube: false,
         ..Settings::default()
     };
-    let server = Server::start(settings, DiscoveryMode::Custom(Arc::new(FleetLister(fleet.clone())))).await?;
+    let server = Server::start(settings, DiscoveryMode::Custom(Arc::new(FleetLister(snapshot.clone())))).await?;
     let mut client = ExternalScalerClient::connect(format!("http://{}", server.grpc_addr)).await?;
     let http = reqwest::Client::new();
     let decisions_url = format!("http://{}/api/v1/decisions/demo/vllm-demo", server.http_addr);
+    let defaults = PolicyConfig::default();
+    let tokens_target = defaults.targets.get(Signal::TokensPerSecond);
+    let window_ms = (60_000.0 / speed).max(200.0).round() as u64;
     let meta: HashMap<String, String> = [
         ("metricsPort", port.to_string()),
-        ("targetTokensPerSecond", "3000".to_string()),
-        ("targetLatencySeconds", "2".to_string()),
-        ("latencyWindow", "10s".to_string()),
-        ("minReplicas", "2".to_string()),
-        ("maxReplicas", "20".to_string()),
+        // Rates are per wall-clock second: S times the virtual rate.
+        ("targetTokensPerSecond", format!("{}", tokens_target * speed)),
+        ("latencyWindow", format!("{window_ms}ms")),
+        ("minReplicas", cfg.min_replicas.to_string()),
+        ("maxReplicas", cfg.max_replicas.to_string()),
         ("scalerAddress", server.grpc_addr.to_string()),
     ]
     .into_iter()
@@ -254,79 +281,172 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let mut hpa = Hpa::new(HpaConfig {
         tolerance_up: 0.0,
         tolerance_down: 0.0,
-        min_replicas: 2,
-        max_replicas: 20,
-        scale_down_window: Duration::from_secs(10),
+        min_replicas: cfg.min_replicas,
+        max_replicas: cfg.max_replicas,
         ..HpaConfig::default()
     });
 
-    println!("llm-scaler demo: fake vLLM fleet on 127.0.x.y:{port}, scaler gRPC {} / HTTP {}", server.grpc_addr, server.http_addr);
+    println!("llm-scaler demo: the real scaler (gRPC {} / HTTP {}) against a modelled vLLM fleet", server.grpc_addr, server.http_addr);
+    println!("  trace     {name}: {} requests over {:.0} min, replayed {speed:.0}x faster", trace.len(), virtual_len / 60.0);
     println!(
-        "load rises to {:.0} req/s and falls over {:?}; pods take 6 s to become Ready; HPA tolerance 0, scale-down window 10 s",
-        opts.peak_rps, opts.duration
+        "  replica   {} on {} x {} (vLLM TP{}), ~{:.1} req/s within the SLO",
+        cfg.profile.model, cfg.profile.tp, cfg.profile.gpu, cfg.profile.tp, cfg.replica_capacity_rps
     );
-    println!("{:>5} {:>7} {:>13} {:>6}  decision", "t", "load", "pods", "keda");
+    println!(
+        "  cluster   pods on 127.0.x.y:{port}, Ready {:.0} s after a scale-up; KEDA/HPA every 15 s (tolerance 0, scale-down window 300 s); bounds {}..{}",
+        cfg.cold_start_s, cfg.min_replicas, cfg.max_replicas
+    );
+    println!("  SLO       TTFT <= {} s and TPOT <= {} ms  (times below are virtual)", cfg.slo.ttft_s, cfg.slo.tpot_s * 1e3);
+    println!();
+    println!("{:>6} {:>7} {:>7} {:>10} {:>7}  decision (per-signal demand in replicas)", "t", "req/s", "demand", "pods", "desired");
 
+    let mut tally = Tally { ttft: LogHist::default(), n: 0, ok: 0, dropped: 0, ttft_slo: cfg.slo.ttft_s, tpot_slo: cfg.slo.tpot_s };
     let start = Instant::now();
-    let step = Duration::from_millis(200);
-    let poll = Duration::from_secs(2);
-    let mut next_poll = start + Duration::from_secs(3);
-    let mut actions = 0u32;
-    let mut peak_pods = 0usize;
-    while start.elapsed() < opts.duration {
-        tokio::time::sleep(step).await;
-        let now = Instant::now();
-        let t = now.duration_since(start).as_secs_f64();
-        let rps = load(opts.peak_rps, t, opts.duration.as_secs_f64());
-        lock(&fleet).step(now, rps, step.as_secs_f64());
-        if now < next_poll {
-            continue;
+    let wall_step = 0.01;
+    let vstep = wall_step * speed;
+    let mut vnow = 0.0;
+    let mut next_arrival = 0usize;
+    let mut next_sync = 15.0;
+    let print_every = (virtual_len / 24.0).max(15.0);
+    let mut next_print = print_every;
+    let mut arrived_since_print = 0u64;
+    let mut last_value = f64::NAN;
+    let end = virtual_len + 60.0;
+    while vnow < end {
+        vnow += vstep;
+        // Route the arrivals of this step: the Ready replica holding the fewest requests.
+        while let Some(r) = trace.get(next_arrival).filter(|r| r.arrival_s <= vnow) {
+            next_arrival += 1;
+            arrived_since_print += 1;
+            let ready: Vec<usize> = fleet.ready(r.arrival_s).collect();
+            let mut sink = |d: Done| tally.done(d);
+            for &i in &ready {
+                fleet.pods[i].replica.advance_to(r.arrival_s, &mut sink);
+            }
+            match ready.iter().copied().min_by_key(|&i| fleet.pods[i].replica.outstanding()) {
+                Some(i) => fleet.pods[i].replica.submit(&Request { ..*r }, r.arrival_s),
+                None => {
+                    tally.done(Done { arrival_s: r.arrival_s, ttft_s: None, tpot_s: None, e2e_s: 0.0, output: r.output, completed: false })
+                }
+            }
         }
-        next_poll += poll;
-        // KEDA's pattern: GetMetricSpec, then GetMetrics, then IsActive.
-        let spec = client.get_metric_spec(so.clone()).await;
-        let metrics = client.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: METRIC_NAME.into() }).await;
-        let active = client.is_active(so.clone()).await.map(|r| r.into_inner().result).unwrap_or(false);
-        let (ready, total) = {
-            let f = lock(&fleet);
-            (f.ready(now), f.pods.len())
-        };
-        let pods = format!("{ready}+{} start", total - ready);
-        match (spec, metrics) {
-            (Ok(spec), Ok(m)) => {
+        // Advance, account, drain, render.
+        let tp = f64::from(cfg.profile.tp);
+        let counted = (vnow.min(virtual_len) - (vnow - vstep).min(virtual_len)).max(0.0);
+        let mut sink = |d: Done| tally.done(d);
+        for p in &mut fleet.pods {
+            p.replica.advance_to(vnow, &mut sink);
+        }
+        fleet.gpu_seconds += counted * tp * fleet.pods.len() as f64;
+        fleet.pods.retain_mut(|p| match p.draining_since {
+            Some(since) if p.replica.outstanding() == 0 || vnow - since > cfg.drain_timeout_s => {
+                p.replica.abort_all(&mut sink);
+                false
+            }
+            _ => true,
+        });
+        let mut infos = Vec::with_capacity(fleet.pods.len());
+        for p in &mut fleet.pods {
+            p.replica.sync_gauges();
+            if let Ok(mut b) = p.body.lock() {
+                b.clear();
+                p.replica.pod.render(&mut b);
+            }
+            infos.push(PodInfo {
+                name: p.name.clone(),
+                namespace: String::new(),
+                ip: Some(p.ip),
+                node: None,
+                ready: p.draining_since.is_none() && p.ready_at <= vnow,
+            });
+        }
+        if let Ok(mut s) = snapshot.0.lock() {
+            *s = infos;
+        }
+        // KEDA + HPA, every 15 virtual seconds.
+        if vnow >= next_sync {
+            next_sync += 15.0;
+            let spec = client.get_metric_spec(so.clone()).await;
+            let metrics =
+                client.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: METRIC_NAME.into() }).await;
+            if let (Ok(spec), Ok(m)) = (spec, metrics) {
                 let target = spec.into_inner().metric_specs.first().map_or(1.0, |s| s.target_size_float);
                 let value: f64 = m.into_inner().metric_values.iter().map(|v| v.metric_value_float).sum();
-                let desired = hpa.sync(now.duration_since(start), total as u32, value, target);
-                let why = explain(&http, &decisions_url).await;
-                println!("{t:>4.0}s {rps:>5.1}/s {pods:>13} {value:>6.0}  {why}{}", if active { "" } else { " [inactive]" });
-                if desired as usize != total {
-                    actions += 1;
-                    println!("{:>5} HPA: {total} -> {desired} replicas", "");
-                    lock(&fleet).scale_to(desired as usize, now)?;
+                last_value = value;
+                let cur = fleet.current();
+                let desired = hpa.sync(Duration::from_secs_f64(vnow), cur, value, target);
+                if vnow <= virtual_len || desired > cur {
+                    fleet.scale_to(desired, vnow)?;
                 }
-                peak_pods = peak_pods.max(desired as usize);
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                println!("{t:>4.0}s {rps:>5.1}/s {pods:>13} {:>6}  {} (KEDA marks the trigger failed; the HPA holds)", "-", e.message())
             }
         }
+        if vnow >= next_print && vnow <= virtual_len + vstep {
+            next_print += print_every;
+            let rps = arrived_since_print as f64 / print_every;
+            arrived_since_print = 0;
+            let ready = fleet.ready(vnow).count();
+            let pods = format!("{ready}+{}", fleet.current() as usize - ready);
+            let why = explain(&http, &decisions_url).await;
+            let m = (vnow / 60.0).floor();
+            let desired = if last_value.is_nan() { "-".to_string() } else { format!("{last_value:.0}") };
+            println!(
+                "{:>3.0}:{:02.0} {rps:>7.2} {:>7.1} {pods:>10} {desired:>7}  {why}",
+                m,
+                vnow - m * 60.0,
+                rps / cfg.replica_capacity_rps.max(1e-9)
+            );
+        }
+        // Pace to the wall clock.
+        let due = start + Duration::from_secs_f64(vnow / speed);
+        tokio::time::sleep_until(due).await;
     }
     server.shutdown().await?;
-    let f = lock(&fleet);
-    let secs = opts.duration.as_secs_f64();
-    println!();
-    println!("summary over {secs:.0} s:");
-    println!(
-        "  pod-seconds used      {:>8.0}   (a static fleet of 20 would use {:.0}: {:.0}% saved)",
-        f.pod_seconds,
-        20.0 * secs,
-        100.0 * (1.0 - f.pod_seconds / (20.0 * secs))
-    );
-    println!("  peak replicas         {peak_pods:>8}");
-    println!("  scaling actions       {actions:>8}");
-    if f.ttft_total > 0.0 {
-        println!("  requests with TTFT <= {TTFT_SLO_S} s  {:>5.1}% of {:.0}", 100.0 * f.ttft_ok / f.ttft_total, f.ttft_total);
+    let mut sink = |d: Done| tally.done(d);
+    for p in &mut fleet.pods {
+        p.replica.abort_all(&mut sink);
     }
+
+    // The same trace replayed purely in virtual time, for comparison.
+    let policies = sim::standard_policies(&cfg, &[], Some(cfg.max_replicas)).unwrap_or_default();
+    let picked: Vec<_> = policies.into_iter().filter(|p| p.name == "static" || p.name == "llm-scaler").collect();
+    let offline = sim::run(&cfg, &workload, &picked, 2, &|_, _| {});
+    let gpuh = fleet.gpu_seconds / 3600.0;
+    let p = Percentiles::of(&tally.ttft);
+    println!();
+    println!("report ({:.0} virtual minutes in {:.0} s):", virtual_len / 60.0, start.elapsed().as_secs_f64());
+    println!("{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}", "", "GPU-hours", "cost $", "SLO", "TTFT50", "TTFT95", "TTFT99", "actions");
+    let slo = if tally.n > 0 { tally.ok as f64 / tally.n as f64 } else { 1.0 };
+    println!(
+        "{:<28} {:>9.1} {:>8.0} {:>7.2}% {:>7.0}ms {:>7.0}ms {:>7.0}ms {:>8}",
+        "live: real server + HPA",
+        gpuh,
+        gpuh * cfg.price_per_gpu_hour,
+        slo * 100.0,
+        p.p50 * 1e3,
+        p.p95 * 1e3,
+        p.p99 * 1e3,
+        fleet.actions
+    );
+    for r in &offline.policies {
+        println!(
+            "{:<28} {:>9.1} {:>8.0} {:>7.2}% {:>7.0}ms {:>7.0}ms {:>7.0}ms {:>8}",
+            format!("simulate: {}", r.name),
+            r.gpu_hours,
+            r.cost_usd,
+            r.slo_attainment * 100.0,
+            r.ttft.p50 * 1e3,
+            r.ttft.p95 * 1e3,
+            r.ttft.p99 * 1e3,
+            r.scaling_actions
+        );
+    }
+    if let Some(st) = offline.policies.iter().find(|r| r.name == "static").filter(|r| r.gpu_hours > 0.0) {
+        println!("live run vs a static fleet of {}: {:.0}% fewer GPU-hours", cfg.max_replicas, 100.0 * (1.0 - gpuh / st.gpu_hours));
+    }
+    if tally.dropped > 0 {
+        println!("{} requests dropped (no Ready replica or a drain timed out)", tally.dropped);
+    }
+    println!("next: `llm-scaler simulate --help` compares every policy on your own traces");
     Ok(())
 }
 
@@ -344,5 +464,7 @@ async fn explain(http: &reqwest::Client, url: &str) -> String {
             }
         }
     }
-    format!("{} [demand: {}]", latest["reason"].as_str().unwrap_or("-"), parts.join(", "))
+    let reason = latest["reason"].as_str().unwrap_or("-");
+    let short = reason.split(':').next().unwrap_or(reason);
+    format!("{short} [{}]", parts.join(", "))
 }

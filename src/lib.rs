@@ -20,6 +20,7 @@ pub mod render;
 pub mod scrape;
 pub mod server;
 pub mod signals;
+pub mod sim;
 pub mod spec;
 pub mod store;
 pub mod telemetry;

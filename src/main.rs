@@ -27,9 +27,13 @@ struct Cli {
 enum Command {
     /// Run the external scaler (gRPC for KEDA, HTTP for metrics, health and the decisions API).
     Serve(Box<ServeArgs>),
-    /// Offline demo: a fake vLLM fleet on loopback whose load rises and falls, the real server,
-    /// and a poller doing what KEDA and the HPA do, printing every decision and its reasons.
+    /// Offline demo: the real server scraping a modelled vLLM fleet (loopback HTTP) that replays
+    /// a bundled trace fast-forwarded, with KEDA and the HPA played in virtual time; a live view
+    /// of replicas, demand and per-signal contributions, and a report at the end.
     Demo(DemoArgs),
+    /// Replay a workload (trace, rate curve or pattern) against a modelled vLLM fleet under
+    /// several scaling policies at once, in virtual time: GPU-hours, cost and SLO attainment.
+    Simulate(Box<llm_scaler::sim::cli::SimulateArgs>),
 }
 
 /// Flags override `LLM_SCALER_*` environment variables, which override the config file.
@@ -98,12 +102,22 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// How long the demo runs (the load curve is compressed into it).
+    /// Wall-clock length of the demo: the trace is fast-forwarded to fit.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Peak arrival rate of the fake fleet, requests per second.
-    #[arg(long, default_value_t = 60.0)]
-    peak_rps: f64,
+    /// Replay this trace (Azure CSV, or CSV/JSONL with arrival seconds and token counts)
+    /// instead of the bundled Azure 2023 code trace.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Lower replica bound.
+    #[arg(long, default_value_t = 1)]
+    min_replicas: u32,
+    /// Upper replica bound.
+    #[arg(long, default_value_t = 8)]
+    max_replicas: u32,
+    /// Virtual time from a scale-up decision to a Ready replica.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    cold_start: Duration,
 }
 
 impl ServeArgs {
@@ -188,7 +202,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(a) => serve(*a).await,
         Command::Demo(a) => {
             init_logging(LogFormat::Text, "warn");
-            demo::run(DemoOptions { duration: a.duration, peak_rps: a.peak_rps }).await.context("demo")
+            let opts = DemoOptions {
+                duration: a.duration,
+                trace: a.trace,
+                min_replicas: a.min_replicas,
+                max_replicas: a.max_replicas,
+                cold_start: a.cold_start,
+            };
+            demo::run(opts).await.context("demo")
         }
+        Command::Simulate(a) => tokio::task::spawn_blocking(move || llm_scaler::sim::cli::run(*a)).await.context("simulate")?,
     }
 }

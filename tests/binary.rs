@@ -124,7 +124,7 @@ async fn real_binary_serves_keda_and_stops_gracefully_on_sigterm() {
         grpc_addr: format!("127.0.0.1:{grpc}").parse().unwrap(),
         http_addr: format!("127.0.0.1:{http}").parse().unwrap(),
     };
-    let so = so("ai", "bin", &[("endpoints", endpoints(&[&pod]))]);
+    let so = so("ai", "bin", &[("endpoints", endpoints(&[&pod])), ("peakFactor", "1.5".into())]);
     // 25 waiting / 5 per replica = 5 x 1.5 = 7.5 -> 8: the env default beat the file.
     h.wait_metric(&so, Duration::from_secs(10), |r| r.as_ref().is_ok_and(|v| *v == 8.0)).await.unwrap();
     // An open push stream must not hold the shutdown.

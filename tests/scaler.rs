@@ -23,7 +23,7 @@ fn waiting(p: &FakePod, n: u64) {
 async fn spec_then_metrics_follow_queue_pressure_with_peak_factor_and_bounds() {
     let pods = [FakePod::start("llama").await, FakePod::start("llama").await];
     let mut h = Harness::start(settings(100)).await;
-    let so = so("ai", "llama", &[("endpoints", endpoints(&[&pods[0], &pods[1]]))]);
+    let so = so("ai", "llama", &[("endpoints", endpoints(&[&pods[0], &pods[1]])), ("peakFactor", "1.5".into())]);
 
     let spec = h.client.get_metric_spec(so.clone()).await.unwrap().into_inner();
     assert_eq!(spec.metric_specs.len(), 1);
@@ -158,7 +158,7 @@ async fn all_pods_down_is_unavailable_never_zero() {
     let mut s = settings(100);
     s.stale_intervals = 3;
     let mut h = Harness::start(s).await;
-    let so = so("ai", "down", &[("endpoints", endpoints(&[&pods[0], &pods[1]]))]);
+    let so = so("ai", "down", &[("endpoints", endpoints(&[&pods[0], &pods[1]])), ("peakFactor", "1.5".into())]);
     // Before the first scrape: unavailable, not zero.
     let first = h.metric(&so).await;
     if let Err(e) = &first {
@@ -370,7 +370,7 @@ async fn decisions_api_and_metrics_explain_every_signal() {
     let pod = FakePod::start("llama").await;
     waiting(&pod, 25);
     let mut h = Harness::start(settings(100)).await;
-    let so = so("ai", "explain", &[("endpoints", endpoints(&[&pod]))]);
+    let so = so("ai", "explain", &[("endpoints", endpoints(&[&pod])), ("peakFactor", "1.5".into())]);
     h.wait_metric(&so, T, |r| r.as_ref().is_ok_and(|v| *v == 4.0)).await.unwrap();
     let v: serde_json::Value = serde_json::from_str(&http_get(h.http_addr, "/api/v1/decisions/ai/explain").await).unwrap();
     let latest = &v["scaledobjects"][0]["latest"];

@@ -1,0 +1,347 @@
+//! `llm-scaler simulate`: flags, workload and policy set-up, progress bars and output.
+
+use std::{
+    io::IsTerminal as _,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{
+    KpaConfig, Policy, PolicyKind, Router, SimConfig, Slo, hpa_config, llm_scaler_policy,
+    workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
+};
+
+/// Flags of `llm-scaler simulate`.
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Per-request trace: Azure 2023 CSV, or CSV/JSONL with arrival seconds and token counts.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate_curve", "pattern"])]
+    pub trace: Option<PathBuf>,
+    /// Rate curve in ServeGen's aggregate format (window_start_s, window_len_s, total_rate_rps, ...).
+    #[arg(long, value_name = "FILE", conflicts_with = "pattern")]
+    pub rate_curve: Option<PathBuf>,
+    /// Synthetic rate pattern (req/s, seconds): step:LOW:HIGH:AT, ramp:FROM:TO,
+    /// sine:MEAN:AMPLITUDE:PERIOD, spike:BASE:PEAK:AT:WIDTH.
+    #[arg(long, value_name = "SPEC")]
+    pub pattern: Option<String>,
+    /// Length of a synthetic pattern.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Arrival process for rate curves and patterns: poisson or gamma:CV.
+    #[arg(long, default_value = "poisson")]
+    pub process: String,
+    /// Input length distribution for rate curves: fixed:N or lognormal:P50:P99[:MAX]
+    /// [default: ServeGen's, lognormal:601:5452].
+    #[arg(long, value_name = "DIST")]
+    pub input_len: Option<String>,
+    /// Output length distribution [default: ServeGen's, lognormal:53:872].
+    #[arg(long, value_name = "DIST")]
+    pub output_len: Option<String>,
+    /// Start of the part of the source to replay (e.g. 7d for a hold-out split).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub from: Option<Duration>,
+    /// End of the part of the source to replay.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub to: Option<Duration>,
+    /// Timeline multiplier (0.5 = twice as fast, same requests).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Rate multiplier (2 = twice the requests on the same timeline).
+    #[arg(long, conflicts_with = "fit_peak_replicas")]
+    pub rate_scale: Option<f64>,
+    /// Scale the rate so the source's peak needs this many replicas at their SLO capacity
+    /// (e.g. 16 fits a 14-day curve to a 2-20 replica fleet).
+    #[arg(long, value_name = "N")]
+    pub fit_peak_replicas: Option<f64>,
+    /// Requests/s one replica serves within the SLO [default: measured by bisection].
+    #[arg(long, value_name = "RPS")]
+    pub replica_capacity: Option<f64>,
+    /// Seed of arrivals, lengths, routing and jitter.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Policies to compare (comma separated): static, hpa-gpu70, keda-queue5, kpa, llm-scaler.
+    #[arg(long, default_value = "static,hpa-gpu70,keda-queue5,kpa,llm-scaler")]
+    pub policies: String,
+    /// llm-scaler metadata KEY=VALUE (repeatable), exactly as in a ScaledObject's trigger.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Extra llm-scaler configuration to compare, NAME:KEY=VALUE,KEY=VALUE (repeatable).
+    #[arg(long = "variant", value_name = "NAME:KEY=VALUE,...")]
+    pub variants: Vec<String>,
+    /// Size of the static fleet [default: --max-replicas].
+    #[arg(long)]
+    pub static_replicas: Option<u32>,
+    /// Lower replica bound of the autoscaled policies.
+    #[arg(long, default_value_t = 2)]
+    pub min_replicas: u32,
+    /// Upper replica bound.
+    #[arg(long, default_value_t = 20)]
+    pub max_replicas: u32,
+    /// Replicas Ready at the start for autoscaled policies [default: --min-replicas].
+    #[arg(long)]
+    pub initial_replicas: Option<u32>,
+    /// From the scale-up decision to Ready.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub cold_start: Duration,
+    /// Extra random cold-start delay, uniform in [0, JITTER].
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub cold_start_jitter: Duration,
+    /// Grace period of a draining replica before its requests are aborted.
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// llm-scaler's scrape interval and Prometheus' scrape interval.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub scrape_interval: Duration,
+    /// KEDA polling interval (how often the HPA's metric is refreshed).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub polling_interval: Duration,
+    /// HPA sync period.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub hpa_sync: Duration,
+    /// HPA tolerance for the baseline HPA/KEDA policies (cluster default 0.1).
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f64,
+    /// HPA tolerance for llm-scaler (its examples set 0; KEP-4951).
+    #[arg(long, default_value_t = 0.0)]
+    pub scaler_tolerance: f64,
+    /// HPA scale-down stabilisation window for every HPA-driven policy.
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub scale_down_window: Duration,
+    /// KPA target concurrency per pod.
+    #[arg(long, default_value_t = 64.0)]
+    pub kpa_target: f64,
+    /// TTFT SLO.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub ttft_slo: Duration,
+    /// TPOT SLO.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub tpot_slo: Duration,
+    /// Price of one GPU-hour, dollars.
+    #[arg(long, default_value_t = 4.0)]
+    pub price: f64,
+    /// GPUs per replica [default: the modelled replica's tensor parallelism, 2].
+    #[arg(long)]
+    pub gpus_per_replica: Option<u32>,
+    /// vLLM --max-num-seqs of the modelled replica.
+    #[arg(long)]
+    pub max_num_seqs: Option<u32>,
+    /// vLLM --max-num-batched-tokens of the modelled replica (tokens per iteration; smaller
+    /// chunks mean shorter iterations, so less TPOT interference from long prompts).
+    #[arg(long)]
+    pub max_batched_tokens: Option<u32>,
+    /// Request routing: least-request (Envoy's power of two choices) or round-robin.
+    #[arg(long, default_value = "least-request")]
+    pub router: String,
+    /// Time series resolution in the report and plots [default: about 600 points].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub series_step: Option<Duration>,
+    /// Parallel policy simulations [default: available cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the full report (with time series) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write SVG plots into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+}
+
+fn kv(s: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s.split_once('=').with_context(|| format!("\"{s}\": expected KEY=VALUE"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// Builds the workload the flags describe (without rate fitting).
+pub fn workload(a: &SimulateArgs) -> anyhow::Result<Workload> {
+    let process = match a.process.as_str() {
+        "poisson" => Process::Poisson,
+        p => match p.strip_prefix("gamma:").and_then(|cv| cv.parse::<f64>().ok()).filter(|cv| *cv > 0.0) {
+            Some(cv) => Process::Gamma { cv },
+            None => bail!("--process {p}: expected poisson or gamma:CV"),
+        },
+    };
+    let input = a.input_len.as_deref().map(LengthDist::parse).transpose()?.unwrap_or(LengthDist::SERVEGEN_INPUT);
+    let output = a.output_len.as_deref().map(LengthDist::parse).transpose()?.unwrap_or(LengthDist::SERVEGEN_OUTPUT);
+    let (name, source) = if let Some(p) = &a.trace {
+        (p.file_name().map_or("trace".into(), |n| n.to_string_lossy().into_owned()), Source::Trace(Arc::new(read_trace(p)?)))
+    } else if let Some(p) = &a.rate_curve {
+        let curve = RateCurve::read_servegen(p)?;
+        (p.file_name().map_or("rate curve".into(), |n| n.to_string_lossy().into_owned()), Source::Rate { curve, process, input, output })
+    } else if let Some(pat) = &a.pattern {
+        let step = (a.duration.as_secs_f64() / 2000.0).clamp(1.0, 60.0);
+        (
+            format!("pattern {pat}"),
+            Source::Rate { curve: RateCurve::synthetic(pat, a.duration.as_secs_f64(), step)?, process, input, output },
+        )
+    } else {
+        bail!("give a workload: --trace FILE, --rate-curve FILE or --pattern SPEC");
+    };
+    let mut w = Workload::new(name, source, a.seed);
+    w.from_s = a.from.map_or(0.0, |d| d.as_secs_f64());
+    w.to_s = a.to.map_or(f64::INFINITY, |d| d.as_secs_f64());
+    if a.time_scale.is_nan() || a.time_scale <= 0.0 {
+        bail!("--time-scale must be positive");
+    }
+    w.time_scale = a.time_scale;
+    if let Some(r) = a.rate_scale {
+        if r.is_nan() || r <= 0.0 {
+            bail!("--rate-scale must be positive");
+        }
+        w.rate_scale = r;
+    }
+    if w.duration_s() <= 0.0 {
+        bail!("the workload is empty (check --from/--to)");
+    }
+    Ok(w)
+}
+
+/// The cluster model the flags describe.
+pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
+    let mut cfg = SimConfig::default();
+    if let Some(n) = a.gpus_per_replica {
+        cfg.profile.tp = n.max(1);
+    }
+    if let Some(n) = a.max_num_seqs {
+        cfg.profile.max_num_seqs = n.max(1);
+    }
+    if let Some(n) = a.max_batched_tokens {
+        cfg.profile.max_batched_tokens = n.max(cfg.profile.max_num_seqs.min(n).max(1));
+    }
+    cfg.price_per_gpu_hour = a.price;
+    cfg.slo = Slo { ttft_s: a.ttft_slo.as_secs_f64(), tpot_s: a.tpot_slo.as_secs_f64() };
+    cfg.cold_start_s = a.cold_start.as_secs_f64();
+    cfg.cold_start_jitter_s = a.cold_start_jitter.as_secs_f64();
+    cfg.drain_timeout_s = a.drain_timeout.as_secs_f64();
+    cfg.scrape_interval_s = a.scrape_interval.as_secs_f64();
+    cfg.polling_interval_s = a.polling_interval.as_secs_f64();
+    if a.min_replicas > a.max_replicas || a.max_replicas == 0 {
+        bail!("--min-replicas must be <= --max-replicas (and max > 0)");
+    }
+    cfg.min_replicas = a.min_replicas;
+    cfg.max_replicas = a.max_replicas;
+    cfg.initial_replicas = a.initial_replicas;
+    cfg.router = match a.router.as_str() {
+        "least-request" => Router::LeastRequest,
+        "round-robin" => Router::RoundRobin,
+        r => bail!("--router {r}: expected least-request or round-robin"),
+    };
+    cfg.series_step_s = a.series_step.map(|d| d.as_secs_f64().max(1.0));
+    cfg.seed = a.seed;
+    Ok(cfg)
+}
+
+/// The policies the flags ask for.
+pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
+    let meta: Vec<(String, String)> = a.meta.iter().map(|s| kv(s)).collect::<anyhow::Result<_>>()?;
+    let with_behaviour = |mut h: crate::hpa::HpaConfig| {
+        h.scale_down_window = a.scale_down_window;
+        h.sync_period = a.hpa_sync;
+        h
+    };
+    let mut out = Vec::new();
+    for name in a.policies.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let kind = match name {
+            "static" => PolicyKind::Static { replicas: a.static_replicas.unwrap_or(cfg.max_replicas) },
+            "hpa-gpu70" => PolicyKind::HpaGpu { target: 0.7, hpa: with_behaviour(hpa_config(cfg, a.tolerance)) },
+            "keda-queue5" => PolicyKind::KedaQueue { threshold: 5.0, hpa: with_behaviour(hpa_config(cfg, a.tolerance)) },
+            "kpa" => PolicyKind::Kpa(KpaConfig { target_concurrency: a.kpa_target, ..KpaConfig::default() }),
+            "llm-scaler" => {
+                let mut p = llm_scaler_policy("llm-scaler", cfg, &meta, a.scaler_tolerance).map_err(anyhow::Error::msg)?;
+                if let PolicyKind::LlmScaler { hpa, .. } = &mut p.kind {
+                    *hpa = with_behaviour(hpa.clone());
+                }
+                out.push(p);
+                continue;
+            }
+            other => bail!("unknown policy \"{other}\"; known: static, hpa-gpu70, keda-queue5, kpa, llm-scaler"),
+        };
+        out.push(Policy { name: name.to_string(), kind });
+    }
+    for v in &a.variants {
+        let (name, rest) = v.split_once(':').with_context(|| format!("--variant {v}: expected NAME:KEY=VALUE,..."))?;
+        let mut m = meta.clone();
+        for item in rest.split(',').filter(|s| !s.trim().is_empty()) {
+            let (k, val) = kv(item)?;
+            m.retain(|(x, _)| *x != k);
+            m.push((k, val));
+        }
+        let mut p = llm_scaler_policy(name, cfg, &m, a.scaler_tolerance).map_err(|e| anyhow::anyhow!("--variant {name}: {e}"))?;
+        if let PolicyKind::LlmScaler { hpa, .. } = &mut p.kind {
+            *hpa = with_behaviour(hpa.clone());
+        }
+        out.push(p);
+    }
+    if out.is_empty() {
+        bail!("no policy to simulate");
+    }
+    Ok(out)
+}
+
+/// Runs `simulate`.
+pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
+    let mut cfg = sim_config(&a)?;
+    let mut w = workload(&a)?;
+    let tty = std::io::stderr().is_terminal();
+    cfg.replica_capacity_rps = match a.replica_capacity {
+        Some(c) => c,
+        None => {
+            if tty {
+                eprintln!("measuring one replica's capacity within the SLO...");
+            }
+            super::replica_capacity(&cfg, &w, 0.99)
+        }
+    };
+    if let Some(n) = a.fit_peak_replicas {
+        let peak = w.source_peak_rps();
+        if peak <= 0.0 {
+            bail!("cannot fit: the source has no arrivals");
+        }
+        w.rate_scale = n * cfg.replica_capacity_rps / peak;
+    }
+    let policies = policies(&a, &cfg)?;
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let dur = w.duration_s();
+    let mp = MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let style = ProgressStyle::with_template("{prefix:>14} {bar:40} {pos:>6}/{len} h  {elapsed_precise}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bars: Vec<ProgressBar> = policies
+        .iter()
+        .map(|p| {
+            let b = mp.add(ProgressBar::new((dur / 3600.0).ceil() as u64));
+            b.set_style(style.clone());
+            b.set_prefix(p.name.clone());
+            b
+        })
+        .collect();
+    let bars = Mutex::new(bars);
+    let progress = |i: usize, t: f64| {
+        if let Ok(b) = bars.lock()
+            && let Some(b) = b.get(i)
+        {
+            b.set_position((t / 3600.0) as u64);
+        }
+    };
+    let report = super::run(&cfg, &w, &policies, threads, &progress);
+    if let Ok(b) = bars.lock() {
+        for b in b.iter() {
+            b.finish_and_clear();
+        }
+    }
+    print!("{}", super::report::table(&report));
+    if let Some(p) = &a.json {
+        std::fs::write(p, super::report::json(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        println!("JSON report: {}", p.display());
+    }
+    if let Some(d) = &a.plots {
+        let files = super::plots::write_all(&report, d).map_err(anyhow::Error::msg)?;
+        for f in files {
+            println!("plot: {}", f.display());
+        }
+    }
+    Ok(())
+}
