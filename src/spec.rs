@@ -5,7 +5,7 @@
 //! back to a default) and name the key, the value and what was expected in every error, which
 //! the gRPC layer returns as `InvalidArgument`.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use serde::Serialize;
 
@@ -522,12 +522,6 @@ impl ScalerSpec {
 /// Every metadata key (README documents each).
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
     SOURCE_KEYS.iter().chain(POLICY_KEYS).copied()
-}
-
-impl fmt::Display for StaticEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.name, self.addr)
-    }
 }
 
 mod humantime_ser {
