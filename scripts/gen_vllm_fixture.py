@@ -13,7 +13,7 @@ Requires: Python >= 3.9 and prometheus_client == 0.26.0
 output (e.g. 0.26 formats big floats as `1.79546178108279e+09`).
 
 dcgm-exporter bodies are Go-rendered, so they are produced with plain string
-formatting following shared/spec/inference-metrics.md section 2.
+formatting following docs/metrics.md section 2.
 
 Usage (writes every fixture, deterministically):
     python3 scripts/gen_vllm_fixture.py --all tests/fixtures
@@ -49,7 +49,7 @@ from prometheus_client.process_collector import ProcessCollector
 EXPECTED_PROMETHEUS_CLIENT = "0.26.0"
 
 # ---------------------------------------------------------------------------
-# Buckets: vLLM 0.33 defaults (spec section 1).
+# Buckets: vLLM 0.33 defaults (docs/metrics.md section 1).
 LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
                    40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
@@ -568,7 +568,7 @@ def render_multiprocess(engines, model, seed, pids=(1043, 1058), block_size=16,
 
 
 # ---------------------------------------------------------------------------
-# dcgm-exporter bodies (Go text rendering; spec section 2).
+# dcgm-exporter bodies (Go text rendering; docs/metrics.md section 2).
 
 DCGM_FIELDS = [
     # (field, 4.9 name or None, help, integer?, attr)

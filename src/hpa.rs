@@ -1,4 +1,4 @@
-//! What KEDA and the Kubernetes HPA do with our number (spec section 3), as pure arithmetic.
+//! What KEDA and the Kubernetes HPA do with our number (the HPA controller's `replica_calculator.go` and `horizontal.go`), as pure arithmetic.
 //!
 //! Used by the demo's poller and the simulator to play the part of the cluster: AverageValue
 //! `ceil(usage / target)` with the tolerance band, stabilisation windows, the scale-up and

@@ -5,17 +5,35 @@
 #   ${K8S_TEST_CACHE:-$HOME/.cache/llm-scaler}/k8s-1.20.2/bin/kube-apiserver
 #
 # Why from source: there is no Docker, kind, k3s or Go module proxy here, and Debian ships the
-# full upstream tree with vendored dependencies (see /work/shared/spec/kubernetes-testing.md).
+# full upstream tree with vendored dependencies (docs/testing.md says how, and why 1.20.2).
 #
 # Idempotent: exits at once when the cached binary exists and runs. Concurrent callers (parallel
 # test binaries) serialise on a lock file, so only one builds. Needs root only to apt-get install
 # missing build tools; the build itself touches nothing outside the cache directory.
 #
+# Independent of its caller: `make` runs under `env -i` with an environment this script builds
+# (build_env below). A caller's OUT_DIR (cargo sets it in every test process), MAKEFLAGS, GOFLAGS,
+# GOPATH, GOBIN, CDPATH, ... never reach the Kubernetes Makefile, which honours several of them
+# (OUT_DIR moves its whole output tree).
+#
+# A failed build fails once per run: the cause is written to $CACHE/build-failed together with
+# the caller's run id (K8S_BUILD_RUN_ID; the test harness passes one per `cargo test` run). A
+# later call with the same run id repeats that cause at once instead of unpacking and compiling
+# again; a call with another run id (or none) removes the marker and tries again.
+#
 # Options (environment):
-#   K8S_TEST_CACHE   cache root (default $HOME/.cache/llm-scaler)
+#   K8S_TEST_CACHE     cache root (default $HOME/.cache/llm-scaler)
 #   K8S_EXTRA_WHAT     extra targets, e.g. "cmd/kube-controller-manager cmd/kube-scheduler"
 #   K8S_KEEP_SOURCE=1  keep the unpacked source tree after a successful build (for debugging)
-set -euo pipefail
+#   K8S_BUILD_RUN_ID   identifies one test run for the failure marker (see above)
+#
+# Test hook (tests/build_script.rs): `build.sh --make-in DIR [TARGET]` runs `make` in DIR
+# exactly as the real build does (same environment, same logging, same failure marker) and
+# nothing else, so a test can prove with a tiny Makefile that a hostile caller's environment
+# changes nothing, without rebuilding Kubernetes.
+set -Eeuo pipefail
+# `cd` with CDPATH set prints the directory, and may resolve relative paths elsewhere.
+unset CDPATH
 
 readonly SRC_PACKAGE=kubernetes
 readonly SRC_VERSION=1.20.5+really1.20.2-1.1+deb12u1
@@ -32,7 +50,41 @@ WHAT="cmd/kube-apiserver ${K8S_EXTRA_WHAT:-}"
 log() { printf '[k8s-build] %s\n' "$*" >&2; }
 die() {
 	printf '[k8s-build] ERROR: %s\n' "$*" >&2
+	record_failure "$*"
 	exit 1
+}
+
+# Writes the failure marker (only once the cache is locked, see main, and once per call).
+LOCKED=0
+RECORDED=0
+record_failure() {
+	((LOCKED && !RECORDED)) || return 0
+	RECORDED=1
+	{
+		printf 'run=%s\n' "${K8S_BUILD_RUN_ID:-}"
+		printf 'when=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		printf 'error=%s\n' "$1"
+		if [[ -s "$CACHE/build.log" ]]; then
+			printf -- '--- last lines of %s ---\n' "$CACHE/build.log"
+			tail -n 40 "$CACHE/build.log"
+		fi
+	} >"$CACHE/build-failed.tmp" && mv -f "$CACHE/build-failed.tmp" "$CACHE/build-failed"
+}
+
+# Fails at once when an earlier attempt of the same run failed; otherwise clears the marker.
+check_earlier_failure() {
+	local marker="$CACHE/build-failed"
+	[[ -f "$marker" ]] || return 0
+	local run
+	run=$(sed -n 's/^run=//p' "$marker" | head -n1)
+	if [[ -n "${K8S_BUILD_RUN_ID:-}" && "$run" == "$K8S_BUILD_RUN_ID" ]]; then
+		printf '[k8s-build] ERROR: an earlier attempt in this run (%s) failed; not building again. Its cause:\n' "$run" >&2
+		sed -e '1,/^when=/d' -e 's/^error=//' "$marker" >&2
+		printf '[k8s-build] (marker: %s; the next run tries again)\n' "$marker" >&2
+		RECORDED=1
+		exit 1
+	fi
+	rm -f "$marker"
 }
 
 # True when every requested binary is in the cache and runs.
@@ -128,6 +180,37 @@ EOF
 	[[ -f "$dl/$ORIG_TARBALL" ]] || die "apt-get source did not produce $dl/$ORIG_TARBALL"
 }
 
+# The whole environment `make` sees, one NAME=value per line. Nothing is inherited from the
+# caller except what is named here; PATH is rebuilt from fixed directories.
+build_env() {
+	local src=$1
+	printf '%s\n' \
+		"PATH=$GO_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+		"HOME=$CACHE/build/home" \
+		"GOPATH=$src/.go" \
+		"GOCACHE=$CACHE/build/home/gocache" \
+		"GOTMPDIR=" \
+		"GOFLAGS=" \
+		"GOPROXY=off" \
+		"GO111MODULE=off" \
+		"CGO_ENABLED=0" \
+		"LANG=C.UTF-8" \
+		"LC_ALL=C.UTF-8" \
+		"TMPDIR=$CACHE/build/tmp" \
+		"TERM=dumb"
+}
+
+# Runs `make ARGS...` in DIR under `env -i` with build_env, its output teed into
+# $CACHE/build.log (the failure marker quotes its tail).
+run_make() {
+	local dir=$1
+	shift
+	mkdir -p "$CACHE/build/home" "$CACHE/build/tmp"
+	local env_lines=()
+	mapfile -t env_lines < <(build_env "$dir")
+	(cd "$dir" && env -i "${env_lines[@]}" make "$@") 2>&1 | tee "$CACHE/build.log" >&2
+}
+
 # Unpacks, applies the reflect2 fix and builds in $CACHE/build; installs binaries into $BIN.
 build() {
 	local work="$CACHE/build"
@@ -146,16 +229,11 @@ build() {
 	rsync -a --exclude '*_test.go' "$REFLECT2_SRC/" "$src/vendor/github.com/modern-go/reflect2/"
 
 	# GOPATH-mode build as Debian's rules do; `go build -mod=vendor` does not work for this tree.
-	mkdir -p "$src/.go/src/k8s.io" "$work/home"
+	mkdir -p "$src/.go/src/k8s.io"
 	ln -sfn ../../.. "$src/.go/src/k8s.io/kubernetes"
 	log "building $WHAT with Go 1.19 (about 5 min on 2 cores)"
 	local started=$SECONDS
-	(
-		cd "$src"
-		export GOPATH="$src/.go" PATH="$GO_BIN:$PATH" CGO_ENABLED=0 GOPROXY=off GOFLAGS= GO111MODULE=off \
-			HOME="$work/home" GOCACHE="$work/home/gocache"
-		make WHAT="$WHAT" >&2
-	) || die "make WHAT=\"$WHAT\" failed in $src (log above; tree kept for inspection)"
+	run_make "$src" WHAT="$WHAT" || die "make WHAT=\"$WHAT\" failed in $src (tree kept for inspection)"
 	log "build took $((SECONDS - started)) s"
 
 	mkdir -p "$BIN"
@@ -171,16 +249,39 @@ build() {
 	fi
 }
 
-main() {
+lock_cache() {
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.build.lock"
 	if ! flock -n 9; then
 		log "another build holds $CACHE/.build.lock; waiting for it"
 		flock 9
 	fi
+	LOCKED=1
+}
+
+# Any other failure under `set -e` (tar, rsync, install, ...) also leaves the marker.
+LAST_COMMAND=
+trap 'LAST_COMMAND=$BASH_COMMAND' ERR
+trap 'status=$?; ((status == 0)) || record_failure "exited with status $status (last failing command: ${LAST_COMMAND:-unknown})"' EXIT
+
+main() {
+	if [[ "${1:-}" == --make-in ]]; then
+		[[ -d "${2:-}" ]] || die "usage: $0 --make-in DIR [MAKE-ARGS...]"
+		local dir
+		dir=$(cd "$2" && pwd)
+		shift 2
+		lock_cache
+		check_earlier_failure
+		run_make "$dir" "$@" || die "make $* failed in $dir"
+		return 0
+	fi
+	[[ $# == 0 ]] || die "unknown arguments: $*"
+	lock_cache
 	if cached; then
+		rm -f "$CACHE/build-failed"
 		log "cached: $BIN ($(${BIN}/kube-apiserver --version 2>&1))"
 	else
+		check_earlier_failure
 		ensure_tools
 		fetch_source
 		build

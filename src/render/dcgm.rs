@@ -6,7 +6,7 @@
 //! DCGM_FI_DRIVER_VERSION, container, namespace, pod`), integers printed
 //! plainly, doubles with six decimals, no timestamps. Label spellings, field
 //! names and units vary by release; [`DcgmFlavor`] picks one so the
-//! scraper's normalisation is exercised (see `shared/spec/inference-metrics.md`
+//! scraper's normalisation is exercised (see `docs/metrics.md`
 //! section 2 and `tests/fixtures/dcgm-*.prom`).
 
 use std::fmt::Write as _;

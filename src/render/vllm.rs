@@ -1,7 +1,7 @@
 //! A fake vLLM pod's `/metrics` body.
 //!
 //! The output reproduces what vLLM 0.33 serves through Python's
-//! `prometheus_client` (see `shared/spec/inference-metrics.md` and
+//! `prometheus_client` (see `docs/metrics.md` and
 //! `tests/fixtures/vllm-0.33-two-engines.prom`): HELP/TYPE lines, labels in
 //! alphabetical order (so `le` sits between `engine` and `model_name`),
 //! counters as `<name>_total` followed by a `<name>_created` gauge family,

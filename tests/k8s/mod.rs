@@ -76,30 +76,63 @@ pub fn cache_bin_dir() -> PathBuf {
     root.join(format!("k8s-{K8S_VERSION}/bin"))
 }
 
-/// Path of `kube-apiserver`, building it first (once per process; the script serialises
-/// concurrent builds across processes with a lock file) when the cache is empty. Panics with
-/// the script's exit status when the build fails: never a silent skip.
+/// Path of `kube-apiserver`, building it first when the cache is empty (once per process; the
+/// script serialises concurrent builds across processes with a lock file). Panics with the
+/// script's message when the build fails: never a silent skip. The outcome is kept, so the other
+/// tests of this binary fail at once with the same message, and the script's failure marker
+/// (keyed by [`run_id`]) makes the later test binaries of the same `cargo test` fail at once too.
 pub fn kube_apiserver_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = cache_bin_dir().join("kube-apiserver");
-        // The script is cheap when cached and also makes sure etcd/openssl are installed.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/build.sh");
-        eprintln!("[k8s] ensuring kube-apiserver {K8S_VERSION} via {} (a cold build takes about 5 min)", script.display());
-        let status = Command::new("bash").arg(&script).stdout(Stdio::null()).stderr(Stdio::inherit()).status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => panic!(
-                "building kube-apiserver {K8S_VERSION} failed: {} exited with {s}; its messages are above. \
-                 The Kubernetes tests cannot run without it (they are never skipped).",
-                script.display()
-            ),
-            Err(e) => panic!("cannot run {}: {e}", script.display()),
-        }
-        assert!(bin.is_file(), "{} succeeded but {} does not exist", script.display(), bin.display());
-        bin
-    })
-    .clone()
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(build_kube_apiserver) {
+        Ok(bin) => bin.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn build_kube_apiserver() -> Result<PathBuf, String> {
+    let bin = cache_bin_dir().join("kube-apiserver");
+    // The script is cheap when cached and also makes sure etcd/openssl are installed. It runs
+    // with this process's environment (cargo's OUT_DIR included): the script owns what its
+    // `make` sees, which tests/build_script.rs proves.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/build.sh");
+    eprintln!("[k8s] ensuring kube-apiserver {K8S_VERSION} via {} (a cold build takes about 9 min on 2 cores)", script.display());
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("K8S_BUILD_RUN_ID", run_id())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    eprint!("{log}");
+    if !out.status.success() {
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        return Err(format!(
+            "building kube-apiserver {K8S_VERSION} failed: {} exited with {}. \
+             The Kubernetes tests cannot run without it (they are never skipped). Last lines of its output:\n{tail}",
+            script.display(),
+            out.status
+        ));
+    }
+    if !bin.is_file() {
+        return Err(format!("{} succeeded but {} does not exist", script.display(), bin.display()));
+    }
+    Ok(bin)
+}
+
+/// Identifies this `cargo test` (or nextest) run: the parent process's PID and start time.
+/// Every test binary of one run has the same parent, so a build failure recorded by the first
+/// binary is not retried by the next ones; the next run has another parent and retries.
+fn run_id() -> String {
+    let ppid = std::os::unix::process::parent_id();
+    // Field 22 of /proc/PID/stat is the start time in clock ticks since boot; the command name
+    // (field 2) may hold spaces, so count from the closing parenthesis.
+    let started = std::fs::read_to_string(format!("/proc/{ppid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(19).unwrap_or("").to_string()))
+        .unwrap_or_default();
+    format!("{ppid}-{started}")
 }
 
 /// `etcd` from PATH (Debian's etcd-server, installed by the build script).
@@ -629,7 +662,7 @@ impl TestCluster {
         applied
     }
 
-    /// Installs the KEDA v2.20.2 CRDs from `../shared/keda-crds` (ScaledJob preprocessed for
+    /// Installs the KEDA v2.20.2 CRDs from [`keda_crds_dir`] (ScaledJob preprocessed for
     /// 1.20, see [`crd_for_kube_1_20`]) and waits until the API serves them. Created, not
     /// server-side applied: 1.20's apply refuses the newer schema keys its CRD type lacks
     /// (`x-kubernetes-validations`), create drops them, as `kubectl create --validate=false`.
@@ -802,9 +835,9 @@ fn apiserver_args(bin: &Path, dir: &Path, etcd_port: u16, port: u16, extra: &[St
     args
 }
 
-/// `../shared/keda-crds` next to the repository (the workspace layout of this project).
+/// KEDA v2.20.2's CRDs, vendored unmodified (see `third_party/keda/README.md`).
 pub fn keda_crds_dir() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/keda-crds")).to_path_buf()
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/keda/v2.20.2/crds")).to_path_buf()
 }
 
 /// Every non-empty document of a multi-document YAML text, as JSON values.
@@ -813,7 +846,7 @@ pub fn parse_yaml_documents(text: &str) -> Vec<Value> {
     docs.into_iter().filter(|d| !d.is_null()).collect()
 }
 
-/// Makes a CRD from a newer KEDA installable on 1.20 (spec: kubernetes-testing.md): drops
+/// Makes a CRD from a newer KEDA installable on 1.20 (docs/testing.md): drops
 /// every `default: ""` and every `x-kubernetes-list-type`, `x-kubernetes-list-map-keys` and
 /// `x-kubernetes-validations` key, at any depth.
 pub fn crd_for_kube_1_20(value: &mut Value) {
