@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 use crate::{
     policy::PolicyConfig,
     spec::{LatencyHistogram, LatencySpec, POLICY_KEYS, ParseContext, ScalerSpec, SpecError},
+    tenancy::NamespaceAccess,
 };
 
 /// Log output format.
@@ -28,6 +29,21 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// A list given as a TOML array or as one comma-separated string (environment, flags).
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -65,6 +81,13 @@ pub struct Settings {
     pub kube: bool,
     /// Accept the `endpoints` / `dcgmEndpoints` metadata keys.
     pub allow_static_endpoints: bool,
+    /// Rules `FROM:TO` (namespace names or `*`) letting ScaledObjects in FROM read pods in TO;
+    /// empty (the default): every ScaledObject reads only its own namespace.
+    #[serde(deserialize_with = "string_or_list")]
+    pub allow_cross_namespace: Vec<String>,
+    /// Label selector of the cluster's dcgm-exporter pods: the default of `dcgmSelector`, and
+    /// the only one accepted in a DCGM namespace a ScaledObject may not otherwise read.
+    pub dcgm_selector: String,
     /// On shutdown, how long in-flight calls and streams (e.g. a health Watch) may take before
     /// the server closes anyway.
     #[serde(deserialize_with = "duration")]
@@ -100,6 +123,8 @@ impl Default for Settings {
             per_scaledobject_concurrency: 64,
             kube: true,
             allow_static_endpoints: false,
+            allow_cross_namespace: Vec::new(),
+            dcgm_selector: DEFAULT_DCGM_SELECTOR.to_string(),
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
@@ -128,6 +153,9 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Invalid(String),
 }
+
+/// dcgm-exporter's pod label in NVIDIA's GPU Operator and Helm chart.
+pub const DEFAULT_DCGM_SELECTOR: &str = "app=nvidia-dcgm-exporter";
 
 /// Environment prefix of `[defaults]` entries.
 const ENV_DEFAULTS: &str = "LLM_SCALER_DEFAULTS__";
@@ -174,7 +202,17 @@ impl Settings {
             ));
         }
         self.validate_tls()?;
+        self.namespace_access()?;
+        if self.dcgm_selector.trim().is_empty() {
+            return Err(ConfigError::Invalid("dcgm_selector must be a label selector such as app=nvidia-dcgm-exporter".into()));
+        }
         self.policy_defaults().map(|_| ())
+    }
+
+    /// The parsed `allow_cross_namespace` rules.
+    pub fn namespace_access(&self) -> Result<NamespaceAccess, ConfigError> {
+        NamespaceAccess::parse(self.allow_cross_namespace.iter().map(String::as_str))
+            .map_err(|e| ConfigError::Invalid(format!("allow_cross_namespace: {e}")))
     }
 
     fn validate_tls(&self) -> Result<(), ConfigError> {
@@ -215,6 +253,8 @@ impl Settings {
                 latency_defaults: &base_latency,
                 allow_static_endpoints: false,
                 kube_enabled: true,
+                namespace_access: &NamespaceAccess::own_namespace_only(),
+                dcgm_selector: &self.dcgm_selector,
             },
         )?;
         Ok((spec.policy, spec.latency))
@@ -251,6 +291,33 @@ mod tests {
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nscrape_intervall = \"2s\"\n").unwrap();
         assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("scrape_intervall"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn cross_namespace_rules_come_from_a_toml_list_or_a_comma_separated_flag_and_bad_ones_are_named() {
+        let base = || vec![("kube", "false".to_string()), ("allow_static_endpoints", "true".to_string())];
+        let s = Settings::load(None, &base()).unwrap();
+        assert!(s.namespace_access().unwrap().is_own_namespace_only(), "off by default");
+        assert_eq!(s.dcgm_selector, "app=nvidia-dcgm-exporter");
+        let mut o = base();
+        o.push(("allow_cross_namespace", "ml:team-b, *:shared".to_string()));
+        let access = Settings::load(None, &o).unwrap().namespace_access().unwrap();
+        assert!(access.allows("ml", "team-b") && access.allows("x", "shared") && !access.allows("ml", "team-c"));
+        let dir = tempfile_dir("xns");
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nallow_cross_namespace = [\"ml:team-b\"]\n").unwrap();
+        assert!(Settings::load(Some(&f), &[]).unwrap().namespace_access().unwrap().allows("ml", "team-b"));
+        let mut o = base();
+        o.push(("allow_cross_namespace", "team-b".to_string()));
+        let err = Settings::load(None, &o).unwrap_err().to_string();
+        assert!(err.contains("allow_cross_namespace") && err.contains("\"team-b\""), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("llm-scaler-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The HTTP side: `/metrics` (our own Prometheus metrics), `/healthz`, `/readyz` and
 //! `/api/v1/decisions` (every served ScaledObject's latest decision with each signal's
 //! contribution and the reason, plus a short history). Read-only, from memory.
+//!
+//! `/api/v1/decisions?namespace=NS` lists only the ScaledObjects of one namespace, so that a
+//! proxy in front of this port can give each team its own namespace's decisions and nothing
+//! else. The port itself should be reachable only by Prometheus and the platform's operators
+//! (deploy/networkpolicy.yaml): the full list shows every served fleet's load.
 
 use std::sync::{
     Arc, OnceLock,
@@ -9,14 +14,14 @@ use std::sync::{
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
 use serde::Serialize;
 
-use crate::{registry::Registry, spec::ScalerSpec, store::StoreView, telemetry::Metrics};
+use crate::{registry::Registry, spec::ScalerSpec, store::StoreView, telemetry::Metrics, tenancy::is_namespace_name};
 
 /// What the HTTP handlers read.
 #[derive(Clone)]
@@ -81,8 +86,29 @@ fn views(s: &HttpState, filter: impl Fn(&str, &str) -> bool) -> Vec<TargetView> 
         .collect()
 }
 
-async fn decisions(State(s): State<HttpState>) -> impl IntoResponse {
-    Json(DecisionsView { scaledobjects: views(&s, |_, _| true) })
+/// Query parameters of `/api/v1/decisions`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionsQuery {
+    /// Only this namespace's ScaledObjects.
+    namespace: Option<String>,
+}
+
+async fn decisions(
+    State(s): State<HttpState>,
+    query: Result<Query<DecisionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> impl IntoResponse {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("{}; the only parameter is namespace=<namespace>\n", e.body_text())).into_response();
+        }
+    };
+    match q.namespace {
+        None => Json(DecisionsView { scaledobjects: views(&s, |_, _| true) }).into_response(),
+        Some(ns) if is_namespace_name(&ns) => Json(DecisionsView { scaledobjects: views(&s, |n, _| n == ns) }).into_response(),
+        Some(ns) => (StatusCode::BAD_REQUEST, format!("namespace={ns:?} is not a Kubernetes namespace name\n")).into_response(),
+    }
 }
 
 async fn decision(State(s): State<HttpState>, Path((namespace, name)): Path<(String, String)>) -> impl IntoResponse {

@@ -24,6 +24,7 @@ pub mod sim;
 pub mod spec;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tls;
 pub mod vllm;
 

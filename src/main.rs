@@ -74,6 +74,17 @@ struct ServeArgs {
     /// write a ScaledObject could otherwise make the scaler fetch arbitrary URLs).
     #[arg(long)]
     allow_static_endpoints: bool,
+    /// Let ScaledObjects in namespace FROM read pods in namespace TO: rules FROM:TO, namespace
+    /// names or *, comma-separated or repeated (e.g. ml-platform:team-b, *:shared-models, or *
+    /// for all). Off by default: a ScaledObject reads pods only in its own namespace, and a
+    /// `namespace` key naming another is refused with InvalidArgument.
+    #[arg(long, value_name = "FROM:TO", value_delimiter = ',')]
+    allow_cross_namespace: Vec<String>,
+    /// Label selector of the cluster's dcgm-exporter pods: the default of `dcgmSelector`, and
+    /// the only one accepted in a DCGM namespace a ScaledObject may not otherwise read
+    /// [default: app=nvidia-dcgm-exporter].
+    #[arg(long, value_name = "SELECTOR")]
+    dcgm_selector: Option<String>,
     /// Log format: text or json [default: text].
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -138,6 +149,8 @@ impl ServeArgs {
         put("scrape_concurrency", self.scrape_concurrency.map(|v| v.to_string()));
         put("kube", self.no_kube.then(|| "false".to_string()));
         put("allow_static_endpoints", self.allow_static_endpoints.then(|| "true".to_string()));
+        put("allow_cross_namespace", (!self.allow_cross_namespace.is_empty()).then(|| self.allow_cross_namespace.join(",")));
+        put("dcgm_selector", self.dcgm_selector.clone());
         put("log_format", self.log_format.clone());
         put("log_level", self.log_level.clone());
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());

@@ -26,6 +26,7 @@ use crate::{
     spec::{LatencySpec, ParseContext, ScalerSpec, SpecError},
     store::DecisionStore,
     telemetry::{Metrics, TargetLabels},
+    tenancy::NamespaceAccess,
 };
 
 /// Collection settings shared by every ScaledObject.
@@ -51,6 +52,10 @@ pub struct Shared {
     pub latency_defaults: LatencySpec,
     /// `--allow-static-endpoints`.
     pub allow_static_endpoints: bool,
+    /// `--allow-cross-namespace`: which namespaces a ScaledObject may read pods from.
+    pub namespace_access: NamespaceAccess,
+    /// `--dcgm-selector`: the cluster's dcgm-exporter pods.
+    pub dcgm_selector: String,
     /// Pod discovery.
     pub discovery: Discovery,
     /// HTTP client.
@@ -195,6 +200,8 @@ impl Registry {
                 latency_defaults: &s.latency_defaults,
                 allow_static_endpoints: s.allow_static_endpoints,
                 kube_enabled: !matches!(s.discovery, Discovery::None),
+                namespace_access: &s.namespace_access,
+                dcgm_selector: &s.dcgm_selector,
             },
         )?;
         let mut w = self.targets.write().unwrap_or_else(|p| p.into_inner());

@@ -96,6 +96,7 @@ impl Server {
     /// Binds, starts serving and connects discovery in the background.
     pub async fn start(settings: Settings, mode: DiscoveryMode) -> Result<Server, ServerError> {
         let (policy_defaults, latency_defaults) = settings.policy_defaults()?;
+        let namespace_access = settings.namespace_access()?;
         let tls = TlsFiles::from_settings(&settings).map(ReloadableTls::load).transpose()?.map(Arc::new);
         let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
         let http = TcpListener::bind(settings.http_addr).await.map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
@@ -162,6 +163,8 @@ impl Server {
             policy_defaults,
             latency_defaults,
             allow_static_endpoints: settings.allow_static_endpoints,
+            namespace_access,
+            dcgm_selector: settings.dcgm_selector.clone(),
             discovery,
             scraper,
             limiter: Arc::new(tokio::sync::Semaphore::new(settings.scrape_concurrency)),

@@ -9,7 +9,10 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use serde::Serialize;
 
-use crate::policy::{BlendMode, PolicyConfig, Signal};
+use crate::{
+    policy::{BlendMode, PolicyConfig, Signal},
+    tenancy::{NamespaceAccess, is_namespace_name},
+};
 
 /// Which latency histogram the latency signal reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -172,6 +175,32 @@ pub struct ParseContext<'a> {
     pub allow_static_endpoints: bool,
     /// Whether a Kubernetes client is available.
     pub kube_enabled: bool,
+    /// Which other namespaces a ScaledObject may read pods from (`allow_cross_namespace`).
+    pub namespace_access: &'a NamespaceAccess,
+    /// The cluster's dcgm-exporter selector (`dcgm_selector`): the default of `dcgmSelector`,
+    /// and the only selector accepted in a DCGM namespace the ScaledObject may not otherwise
+    /// reach, so that namespace yields only the exporter's own pods.
+    pub dcgm_selector: &'a str,
+}
+
+impl ParseContext<'_> {
+    /// Refuses `namespace` (given with metadata key `key`) unless this ScaledObject may read
+    /// pods there.
+    fn check_reach(&self, key: &str, namespace: &str) -> Result<(), SpecError> {
+        if self.namespace_access.allows(self.namespace, namespace) {
+            return Ok(());
+        }
+        Err(SpecError::Conflict {
+            key: key.to_string(),
+            problem: format!(
+                "\"{namespace}\" is not this ScaledObject's namespace (\"{own}\"): a ScaledObject reads pods only in its own \
+                 namespace unless the scaler is started with an allowance such as --allow-cross-namespace {own}:{namespace} \
+                 (setting allow_cross_namespace; in force now: {access})",
+                own = self.namespace,
+                access = self.namespace_access,
+            ),
+        })
+    }
 }
 
 /// A metadata problem, always naming the key.
@@ -398,11 +427,11 @@ impl ScalerSpec {
             });
         }
         let namespace = m
-            .parse("namespace", "a Kubernetes namespace name", |v| {
-                (!v.is_empty() && v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
-                    .then(|| v.to_string())
-            })?
+            .parse("namespace", "a Kubernetes namespace name", |v| is_namespace_name(v).then(|| v.to_string()))?
             .unwrap_or_else(|| ctx.namespace.to_string());
+        if let Some((k, _)) = m.get("namespace") {
+            ctx.check_reach(k, &namespace)?;
+        }
         let selector = m.parse("podSelector", "a label selector such as app=vllm,model in (llama)", selector)?;
         Ok(PodSource::Kube { namespace, selector })
     }
@@ -437,13 +466,31 @@ impl ScalerSpec {
                 problem: "required when GPU metrics are enabled with static endpoints (or set gpuSource: none)".to_string(),
             });
         }
+        let namespace = m
+            .parse("dcgmNamespace", "a Kubernetes namespace name", |v| is_namespace_name(v).then(|| v.to_string()))?
+            .unwrap_or_else(|| "gpu-operator".to_string());
+        let given = m.parse("dcgmSelector", "a label selector such as app=nvidia-dcgm-exporter", selector)?;
+        // The DCGM namespace is a cluster service every fleet may use, but only through the
+        // exporter's own pods: elsewhere than where this ScaledObject may read, a selector of
+        // its choosing would make the scaler contact other tenants' pods.
+        if let (Some((k, _)), Some(sel)) = (m.get("dcgmSelector"), given.as_deref())
+            && sel != ctx.dcgm_selector
+            && !ctx.namespace_access.allows(ctx.namespace, &namespace)
+        {
+            return Err(SpecError::Conflict {
+                key: k.to_string(),
+                problem: format!(
+                    "\"{sel}\" in dcgmNamespace \"{namespace}\", which is not this ScaledObject's namespace: there only the \
+                     scaler's dcgm-exporter selector \"{exporter}\" (setting dcgm_selector) is accepted, unless the scaler \
+                     allows {own}:{namespace} (--allow-cross-namespace)",
+                    exporter = ctx.dcgm_selector,
+                    own = ctx.namespace,
+                ),
+            });
+        }
         Ok(GpuSource::KubeDcgm {
-            namespace: m
-                .parse("dcgmNamespace", "a Kubernetes namespace name", |v| (!v.is_empty()).then(|| v.to_string()))?
-                .unwrap_or_else(|| "gpu-operator".to_string()),
-            selector: m
-                .parse("dcgmSelector", "a label selector such as app=nvidia-dcgm-exporter", selector)?
-                .unwrap_or_else(|| "app=nvidia-dcgm-exporter".to_string()),
+            namespace,
+            selector: given.unwrap_or_else(|| ctx.dcgm_selector.to_string()),
             port: m.port("dcgmPort")?.unwrap_or(9400),
             field,
         })
@@ -536,8 +583,18 @@ mod humantime_ser {
 mod tests {
     use super::*;
 
+    static OWN_ONLY: NamespaceAccess = NamespaceAccess::own_namespace_only();
+
     fn ctx<'a>(p: &'a PolicyConfig, l: &'a LatencySpec) -> ParseContext<'a> {
-        ParseContext { namespace: "ai", policy_defaults: p, latency_defaults: l, allow_static_endpoints: true, kube_enabled: true }
+        ParseContext {
+            namespace: "ai",
+            policy_defaults: p,
+            latency_defaults: l,
+            allow_static_endpoints: true,
+            kube_enabled: true,
+            namespace_access: &OWN_ONLY,
+            dcgm_selector: "app=nvidia-dcgm-exporter",
+        }
     }
 
     fn lat() -> LatencySpec {
@@ -656,6 +713,55 @@ mod tests {
         c.kube_enabled = false;
         let err = ScalerSpec::parse(&meta(&[]), &c).unwrap_err().to_string();
         assert!(err.contains("endpoints") && err.contains("--no-kube"), "{err}");
+    }
+
+    #[test]
+    fn a_pod_namespace_other_than_the_scaledobjects_own_is_refused_by_default_naming_the_key() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(&meta(&[("namespace", "ai")]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.pods, PodSource::Kube { namespace: "ai".into(), selector: None }, "its own namespace, named, is fine");
+        let err = ScalerSpec::parse(&meta(&[("namespace", "team-b")]), &ctx(&p, &l)).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "namespace"), "{err:?}");
+        assert!(text.contains("\"team-b\"") && text.contains("--allow-cross-namespace ai:team-b"), "{text}");
+        let err = ScalerSpec::parse(&meta(&[("namespaceFromEnv", "team-b")]), &ctx(&p, &l)).unwrap_err();
+        assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "namespaceFromEnv"), "{err:?}");
+    }
+
+    #[test]
+    fn an_allowance_lets_a_scaledobject_read_pods_in_the_namespaces_it_names() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let access = NamespaceAccess::parse(["ai:team-b"]).unwrap();
+        let mut c = ctx(&p, &l);
+        c.namespace_access = &access;
+        let s = ScalerSpec::parse(&meta(&[("namespace", "team-b")]), &c).unwrap();
+        assert_eq!(s.pods, PodSource::Kube { namespace: "team-b".into(), selector: None });
+        assert!(ScalerSpec::parse(&meta(&[("namespace", "team-c")]), &c).is_err(), "only what the rule names");
+    }
+
+    #[test]
+    fn the_dcgm_namespace_is_reachable_but_only_through_the_exporters_own_selector() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let c = ctx(&p, &l);
+        let s = ScalerSpec::parse(&meta(&[("gpuSource", "dcgm")]), &c).unwrap();
+        assert!(
+            matches!(&s.gpu, GpuSource::KubeDcgm { namespace, selector, .. } if namespace == "gpu-operator" && selector == "app=nvidia-dcgm-exporter")
+        );
+        let ok = meta(&[("gpuSource", "dcgm"), ("dcgmNamespace", "nvidia"), ("dcgmSelector", "app=nvidia-dcgm-exporter")]);
+        assert!(ScalerSpec::parse(&ok, &c).is_ok(), "another DCGM namespace with the exporter's selector is fine");
+        let foreign = meta(&[("gpuSource", "dcgm"), ("dcgmNamespace", "team-b"), ("dcgmSelector", "app=vllm")]);
+        let err = ScalerSpec::parse(&foreign, &c).unwrap_err();
+        assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "dcgmSelector"), "{err:?}");
+        assert!(err.to_string().contains("dcgm_selector"), "{err}");
+        let own = meta(&[("gpuSource", "dcgm"), ("dcgmNamespace", "ai"), ("dcgmSelector", "app=my-exporter")]);
+        assert!(ScalerSpec::parse(&own, &c).is_ok(), "any selector in the ScaledObject's own namespace");
+        let mut c2 = ctx(&p, &l);
+        c2.dcgm_selector = "app.kubernetes.io/name=dcgm-exporter";
+        let s = ScalerSpec::parse(&meta(&[("gpuSource", "dcgm")]), &c2).unwrap();
+        assert!(matches!(&s.gpu, GpuSource::KubeDcgm { selector, .. } if selector == "app.kubernetes.io/name=dcgm-exporter"));
     }
 
     #[test]

@@ -76,6 +76,11 @@ impl Scaler {
     /// Starts the binary with `KUBECONFIG` for `user` on ephemeral ports (read back from its
     /// JSON "listening" log line) and waits until its health says it can serve.
     async fn spawn(cluster: &TestCluster, user: &str) -> Scaler {
+        Self::spawn_with(cluster, user, &[]).await
+    }
+
+    /// [`Scaler::spawn`] with extra `serve` flags.
+    async fn spawn_with(cluster: &TestCluster, user: &str, extra: &[&str]) -> Scaler {
         let mut command = Command::new(env!("CARGO_BIN_EXE_llm-scaler"));
         // The scaler reads LLM_SCALER_* as configuration and refuses unknown keys (the
         // caller's environment may carry some): the flags below are its whole configuration.
@@ -86,6 +91,7 @@ impl Scaler {
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .args(["--scrape-interval", &format!("{}ms", INTERVAL.as_millis()), "--scrape-timeout", "400ms"])
             .args(["--log-format", "json", "--log-level", "info,llm_scaler=debug,kube_runtime=debug"])
+            .args(extra)
             .env("KUBECONFIG", cluster.kubeconfig_for(user))
             .env_remove("RUST_LOG")
             // The scaler reads LLM_SCALER_* as configuration and refuses unknown keys (the
@@ -366,6 +372,44 @@ async fn explicit_pod_selector_needs_no_scale_target() {
     let _ = scaler.keda_poll(&so).await;
     scaler.wait_fleet(&so, fleet(2, 0, 3.0), SETUP).await;
     scaler.keda_poll(&so).await.expect("GetMetrics");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b2) tenancy: another namespace's pods only with the server's allowance
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaledobject_cannot_read_another_namespaces_pods_unless_the_scaler_allows_it() {
+    let (own, other) = ("tenancy-a", "tenancy-b");
+    let cluster = shared_cluster(own).await;
+    cluster.create_namespace(other).await;
+    let mut servers = Servers::new().await;
+    let ip = servers.start("victim", 8).await;
+    pod(cluster, other, "victim-0", &[("app", "vllm")], Some(ip), true).await;
+    let so = keda_ref(own, "spy", servers.port, &[("namespace", other), ("podSelector", "app=vllm")]);
+
+    // Default: refused at the first RPC, naming the key, and the other namespace is never listed.
+    let mut scaler = Scaler::spawn(cluster, SCALER_USER).await;
+    for _ in 0..2 {
+        let err = scaler.keda_poll(&so).await.expect_err("a cross-namespace pod source must be refused");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("\"namespace\"") && err.message().contains(other), "{}", err.message());
+        assert!(err.message().contains(&format!("--allow-cross-namespace {own}:{other}")), "{}", err.message());
+    }
+    tokio::time::sleep(INTERVAL * 2).await;
+    assert!(scaler.view(&so).await.is_null(), "nothing is served for the refused ScaledObject");
+    assert!(pod_requests(cluster, SCALER_USER, other, "list").is_empty(), "the refused ScaledObject made the scaler list pods in {other}");
+    drop(scaler);
+
+    // With the allowance for exactly this pair: the other namespace's pods are discovered and read.
+    let scaler = Scaler::spawn_with(cluster, SCALER_USER, &["--allow-cross-namespace", &format!("{own}:{other}")]).await;
+    let mut grpc = scaler.grpc.clone();
+    let _ = grpc.get_metric_spec(so.clone()).await.expect("allowed now");
+    scaler.wait_fleet(&so, fleet(1, 0, 8.0), SETUP).await;
+    // ... and only that pair: a third namespace stays refused.
+    let third = keda_ref(own, "spy-c", servers.port, &[("namespace", "tenancy-c"), ("podSelector", "app=vllm")]);
+    let err = grpc.get_metric_spec(third).await.expect_err("tenancy-c is not allowed");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -454,6 +454,7 @@ fn scaledobject_examples_are_accepted_by_the_scaler() {
     let docs = objects("scaledobjects");
     let settings = parse_ctx_settings();
     let (policy_defaults, latency_defaults) = settings.policy_defaults().unwrap();
+    let namespace_access = settings.namespace_access().unwrap();
     let known: BTreeSet<&str> = known_keys().chain(KEDA_KEYS.iter().copied()).collect();
     let scaled: Vec<&Doc> = docs.iter().filter(|d| d.kind() == "ScaledObject").collect();
     assert!(scaled.len() >= 3, "pull, push and TLS examples");
@@ -479,6 +480,8 @@ fn scaledobject_examples_are_accepted_by_the_scaler() {
             latency_defaults: &latency_defaults,
             allow_static_endpoints: settings.allow_static_endpoints,
             kube_enabled: settings.kube,
+            namespace_access: &namespace_access,
+            dcgm_selector: &settings.dcgm_selector,
         };
         let parsed = ScalerSpec::parse(&meta, &ctx).unwrap_or_else(|e| panic!("{}: the scaler refuses this metadata: {e}", so.file));
         assert_eq!(parsed.pods, PodSource::Kube { namespace: ns.to_string(), selector: None }, "{}: pods from scaleTargetRef", so.file);

@@ -174,6 +174,37 @@ fn prometheus_parse_splits_label_values_naively() {
     assert_eq!(label(2, "q"), Some("}"));
 }
 
+/// A body that repeats a series is invalid exposition: Prometheus rejects the scrape. prometheus-
+/// parse keeps both samples (so a sum over them doubles the load); ours names the series and both
+/// lines, whatever order the labels are written in.
+#[test]
+fn prometheus_parse_keeps_repeated_series_that_prometheus_rejects() {
+    let body = "# TYPE waiting gauge\nwaiting{model=\"llama\",engine=\"0\"} 30\nother 1\nwaiting{engine=\"0\",model=\"llama\"} 30\n";
+    let scrape = match theirs(body) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let total: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "waiting")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(total, 60.0, "prometheus-parse counts the repeated series twice");
+
+    match ours(body) {
+        Err(ParseError::DuplicateSeries { line: 4, first_line: 2, excerpt }) => {
+            assert!(excerpt.starts_with("waiting{engine=\"0\",model=\"llama\"}"), "{excerpt}")
+        }
+        other => panic!("expected a duplicate-series error naming lines 4 and 2, got {other:?}"),
+    }
+    // The same name with another label set, or the same labels under another name, is no repeat.
+    assert!(ours("waiting{engine=\"0\"} 1\nwaiting{engine=\"1\"} 1\nrunning{engine=\"0\"} 1\n").is_ok());
+}
+
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     match std::fs::read_to_string(&path) {
@@ -268,12 +299,12 @@ fn family() -> impl Strategy<Value = Family> {
         let n = label_names.len();
         let series = (prop::collection::vec(SAFE_VALUE, n), finite(), any::<u8>(), prop::option::of(0i64..1_600_000_000_000))
             .prop_map(|(values, value, value_style, timestamp)| Series { values, value, value_style, timestamp });
-        prop::collection::vec(series, 1..4).prop_map(move |series| Family {
-            base: base.clone(),
-            kind: kind.clone(),
-            label_names: label_names.clone(),
-            series,
-            trailing_comma,
+        prop::collection::vec(series, 1..4).prop_map(move |mut series| {
+            // One sample per label set: a repeated series is invalid exposition, which our
+            // parser rejects (see prometheus_parse_keeps_repeated_series_that_prometheus_rejects).
+            let mut label_sets = std::collections::HashSet::new();
+            series.retain(|s| label_sets.insert(s.values.clone()));
+            Family { base: base.clone(), kind: kind.clone(), label_names: label_names.clone(), series, trailing_comma }
         })
     })
 }

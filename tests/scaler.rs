@@ -152,6 +152,23 @@ async fn failing_pods_are_named_and_not_read_as_zero() {
 }
 
 #[tokio::test]
+async fn a_pod_that_repeats_a_series_is_a_scrape_error_naming_the_series_and_lines_never_double_load() {
+    let dup = FakePod::start("llama").await;
+    let line = "vllm:num_requests_waiting{engine=\"0\",model_name=\"llama\"} 30";
+    dup.behave(Behavior::Text(format!("# TYPE vllm:num_requests_waiting gauge\n{line}\n{line}\n")));
+    let mut h = Harness::start(settings(100)).await;
+    let so = so("ai", "dup", &[("endpoints", endpoints(&[&dup])), ("peakFactor", "1".into())]);
+    let e = h.wait_metric(&so, T, |r| r.as_ref().is_err_and(|e| e.message().contains("duplicate series"))).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "one pod, and its scrape failed: no decision, never 60 waiting");
+    let msg = e.message();
+    assert!(msg.contains("vllm-0") && msg.contains("line 3") && msg.contains("line 2"), "names the pod and both lines: {msg}");
+    assert!(msg.contains("vllm:num_requests_waiting{engine"), "names the series: {msg}");
+    let m = http_get(h.http_addr, "/metrics").await;
+    assert!(m.contains("pod=\"vllm-0\",kind=\"parse\""), "counted as the pod's parse error");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn all_pods_down_is_unavailable_never_zero() {
     let pods = [FakePod::start("llama").await, FakePod::start("llama").await];
     waiting(&pods[0], 40);
@@ -391,6 +408,38 @@ async fn decisions_api_and_metrics_explain_every_signal() {
     }
     assert_eq!(http_get(h.http_addr, "/readyz").await, "ready\n");
     assert!(http_get(h.http_addr, "/api/v1/decisions/ai/nope").await.contains("no ScaledObject"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_decisions_api_can_be_restricted_to_one_namespace() {
+    let pod = FakePod::start("llama").await;
+    waiting(&pod, 5);
+    let mut h = Harness::start(settings(100)).await;
+    let a = so("team-a", "fleet", &[("endpoints", endpoints(&[&pod]))]);
+    let b = so("team-b", "fleet", &[("endpoints", endpoints(&[&pod]))]);
+    for s in [&a, &b] {
+        h.wait_metric(s, T, |r| r.is_ok()).await.unwrap();
+    }
+    let names = |body: String| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let mut n: Vec<String> = v["scaledobjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| format!("{}/{}", o["namespace"].as_str().unwrap(), o["name"].as_str().unwrap()))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(h.decisions().await), ["team-a/fleet", "team-b/fleet"]);
+    assert_eq!(names(http_get(h.http_addr, "/api/v1/decisions?namespace=team-a").await), ["team-a/fleet"]);
+    assert!(names(http_get(h.http_addr, "/api/v1/decisions?namespace=team-c").await).is_empty());
+    let resp = reqwest::get(format!("http://{}/api/v1/decisions?namespace=Team_A", h.http_addr)).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("namespace"), "a bad namespace is named");
+    let resp = reqwest::get(format!("http://{}/api/v1/decisions?ns=team-a", h.http_addr)).await.unwrap();
+    assert_eq!(resp.status(), 400, "an unknown parameter is refused, not ignored (which would list everything)");
     h.stop().await;
 }
 

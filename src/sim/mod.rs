@@ -37,6 +37,7 @@ use crate::{
     render::dcgm::{self as dcgm_render, DcgmFlavor, Gpu, PodRef},
     signals::FleetSignals,
     spec::{GpuField, GpuSource, LatencyHistogram, LatencySpec, ParseContext, ScalerSpec},
+    tenancy::NamespaceAccess,
     vllm::VllmExtractor,
 };
 
@@ -256,6 +257,8 @@ pub fn llm_scaler_policy(name: &str, cfg: &SimConfig, metadata: &[(String, Strin
         latency_defaults: &latency,
         allow_static_endpoints: false,
         kube_enabled: true,
+        namespace_access: &NamespaceAccess::own_namespace_only(),
+        dcgm_selector: crate::config::DEFAULT_DCGM_SELECTOR,
     };
     let spec = ScalerSpec::parse(&raw, &ctx).map_err(|e| e.to_string())?;
     let mut hpa = hpa_config(cfg, tolerance);
