@@ -12,7 +12,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use llm_scaler::exposition::{self, Limits, Sample, StreamParser, Visitor};
+use llm_scaler::read::exposition::{self, Limits, Sample, StreamParser, Visitor};
 
 /// Counts every allocation (and reallocation) so the bench can show allocations per parse.
 struct CountingAlloc;

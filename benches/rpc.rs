@@ -10,10 +10,10 @@ mod support;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use llm_scaler::{
-    config::Settings,
-    grpc::METRIC_NAME,
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    server::{DiscoveryMode, Server},
+    serve::config::Settings,
+    serve::grpc::METRIC_NAME,
+    serve::server::{DiscoveryMode, Server},
 };
 use tokio::sync::Mutex;
 

@@ -10,13 +10,13 @@ mod support;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use llm_scaler::{
-    config::Settings,
     discovery::{PodInfo, PodLister},
-    exposition,
-    grpc::METRIC_NAME,
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    server::{DiscoveryMode, Server},
-    vllm::VllmExtractor,
+    read::exposition,
+    read::vllm::VllmExtractor,
+    serve::config::Settings,
+    serve::grpc::METRIC_NAME,
+    serve::server::{DiscoveryMode, Server},
 };
 
 struct Pods(Vec<PodInfo>);

@@ -1,32 +1,26 @@
 //! llm-scaler: a KEDA external scaler for vLLM fleets.
 //!
-//! Data flows one way: [`discovery`] -> [`scrape`] ([`exposition`], [`vllm`], [`dcgm`]) ->
-//! [`signals`] -> [`policy`] -> [`store`] -> [`grpc`] / [`http`]. The [`collector`] runs that
-//! pipeline per ScaledObject in the background; RPCs only read the store. [`policy`] and
-//! [`signals`] are pure so the simulator shares them as they are.
+//! Data flows one way, and so do the imports between these rooms (`tests/architecture.rs`
+//! checks it): [`discovery`] (which pods) -> [`fetch`] (their bytes) -> [`read`] (bytes ->
+//! samples) -> [`decide`] (the pure core, shared with the simulator) -> [`run`] (per-ScaledObject
+//! state, the loop, the store) -> [`serve`] (gRPC for KEDA, HTTP). [`spec`] is the metadata,
+//! parsed once. [`sim`] (feature `sim`) plays the world around the scaler: modelled vLLM pods,
+//! KEDA and the HPA, the simulator and the demo. See docs/architecture.md.
 
-pub mod collector;
-pub mod config;
-pub mod dcgm;
-pub mod demo;
+pub mod decide;
 pub mod discovery;
-pub mod exposition;
-pub mod grpc;
-pub mod hpa;
-pub mod http;
-pub mod policy;
-pub mod registry;
-pub mod render;
-pub mod scrape;
-pub mod server;
-pub mod signals;
+pub mod fetch;
+pub mod read;
+pub mod run;
+pub mod serve;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod spec;
-pub mod store;
-pub mod telemetry;
-pub mod tenancy;
-pub mod tls;
-pub mod vllm;
+
+pub use serve::{
+    config::Settings,
+    server::{DiscoveryMode, Server},
+};
 
 pub mod proto {
     //! KEDA's `externalscaler` gRPC contract, generated from `proto/externalscaler.proto`.

@@ -1,14 +1,20 @@
 //! `llm-scaler`: the binary edge. Parses flags, loads configuration, sets up logging and runs a
 //! subcommand; everything else lives in the library.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
+#[cfg(feature = "sim")]
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "sim")]
+use llm_scaler::sim::demo::{self, DemoOptions};
 use llm_scaler::{
-    config::{LogFormat, Settings},
-    demo::{self, DemoOptions},
-    server::{DiscoveryMode, Server},
+    Server,
+    serve::{
+        config::{LogFormat, Settings},
+        server::DiscoveryMode,
+    },
 };
 use tracing_subscriber::EnvFilter;
 
@@ -30,9 +36,11 @@ enum Command {
     /// Offline demo: the real server scraping a modelled vLLM fleet (loopback HTTP) that replays
     /// a bundled trace fast-forwarded, with KEDA and the HPA played in virtual time; a live view
     /// of replicas, demand and per-signal contributions, and a report at the end.
+    #[cfg(feature = "sim")]
     Demo(DemoArgs),
     /// Replay a workload (trace, rate curve or pattern) against a modelled vLLM fleet under
     /// several scaling policies at once, in virtual time: GPU-hours, cost and SLO attainment.
+    #[cfg(feature = "sim")]
     Simulate(Box<llm_scaler::sim::cli::SimulateArgs>),
 }
 
@@ -111,6 +119,7 @@ struct ServeArgs {
     tls_reload_interval: Option<String>,
 }
 
+#[cfg(feature = "sim")]
 #[derive(Args)]
 struct DemoArgs {
     /// Wall-clock length of the demo: the trace is fast-forwarded to fit.
@@ -213,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => serve(*a).await,
+        #[cfg(feature = "sim")]
         Command::Demo(a) => {
             init_logging(LogFormat::Text, "warn");
             let opts = DemoOptions {
@@ -224,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
             };
             demo::run(opts).await.context("demo")
         }
+        #[cfg(feature = "sim")]
         Command::Simulate(a) => tokio::task::spawn_blocking(move || llm_scaler::sim::cli::run(*a)).await.context("simulate")?,
     }
 }

@@ -1,5 +1,6 @@
 //! The real `llm-scaler` binary: flags documented, configuration layering, JSON logs, and a
 //! graceful shutdown on SIGTERM while KEDA-like clients are connected.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
 mod common;
 

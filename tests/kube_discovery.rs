@@ -10,6 +10,7 @@
 //! fake vLLM servers listen on those pod IPs (127.x.y.z) at the ScaledObject's `metricsPort`.
 //! They assert on the scaler's decisions API (ready and starting pods, and the fleet's queue
 //! depth, which tells exactly which pods were scraped) and call it over gRPC the way KEDA does.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
 mod common;
 #[path = "k8s/mod.rs"]
@@ -34,9 +35,9 @@ use kube::{
 };
 use llm_scaler::{
     discovery::kube::{DiscoveryError, KubeDiscovery, PodWatch},
-    grpc::METRIC_NAME,
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    render::vllm::VllmPod,
+    serve::grpc::METRIC_NAME,
+    sim::render::vllm::VllmPod,
 };
 use serde_json::Value;
 use tonic::transport::Channel;

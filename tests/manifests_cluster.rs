@@ -28,6 +28,7 @@
 //! * NetworkPolicy enforcement (no CNI), Pod Security admission labels (>= 1.23), the HPA's
 //!   `tolerance` (accepted here only because it is inside KEDA's CRD schema; the HPA API knows
 //!   it from 1.33), and scheduling (topology spread) are not exercised: there are no nodes.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
 #[path = "k8s/mod.rs"]
 mod k8s;
@@ -53,9 +54,9 @@ use kube::{
     discovery::{self, Scope},
 };
 use llm_scaler::{
-    grpc::METRIC_NAME,
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    render::{
+    serve::grpc::METRIC_NAME,
+    sim::render::{
         dcgm::{self, DcgmFlavor, Gpu, PodRef},
         vllm::VllmPod,
     },
@@ -467,8 +468,15 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
     // granted resources, none refused in the namespaces it serves. Stopped first: the audit
     // log records a watch when it ends.
     drop(scaler);
+    // Each of its watches (one per namespace) is logged when the API server closes it, not
+    // necessarily at the same moment: wait for all of them.
+    let watch_ended = |ns: &str| {
+        c.audit_events()
+            .iter()
+            .any(|e| e["user"]["username"] == sa_user.as_str() && e["verb"] == "watch" && e["objectRef"]["namespace"] == ns)
+    };
     let mut waited = 0;
-    while waited < 50 && !c.audit_events().iter().any(|e| e["user"]["username"] == sa_user.as_str() && e["verb"] == "watch") {
+    while waited < 50 && !(watch_ended(SERVED) && watch_ended(DCGM_NS)) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += 1;
     }

@@ -13,13 +13,13 @@ use std::{
 };
 
 use llm_scaler::{
-    config::Settings,
+    serve::config::Settings,
     spec::{ParseContext, PodSource, ScalerSpec, known_keys},
 };
 use serde_json::{Value, json};
 
 /// KEDA adds or forwards these in every external trigger's metadata; the scaler accepts and
-/// ignores them (src/spec.rs `KEDA_KEYS`).
+/// ignores them (src/spec/mod.rs `KEDA_KEYS`).
 const KEDA_KEYS: &[&str] = &["scalerAddress", "enableTLS", "unsafeSsl"];
 /// Where every example must point: the headless Service of deploy/service.yaml.
 const SCALER_ADDRESS: &str = "llm-scaler.llm-scaler.svc.cluster.local:9090";
@@ -471,7 +471,7 @@ fn scaledobject_examples_are_accepted_by_the_scaler() {
         let meta = strings(&t["metadata"]);
         for k in meta.keys() {
             let base = k.strip_suffix("FromEnv").unwrap_or(k);
-            assert!(known.contains(base), "{}: metadata key {k} is not one src/spec.rs accepts", so.file);
+            assert!(known.contains(base), "{}: metadata key {k} is not one src/spec/mod.rs accepts", so.file);
         }
         assert_eq!(meta["scalerAddress"], SCALER_ADDRESS, "{}", so.file);
         let ctx = ParseContext {
@@ -625,6 +625,7 @@ fn dockerfile_follows_the_rules() {
     // The build: release, locked to Cargo.lock.
     let build = stages[0].1.iter().find(|(k, a)| k == "RUN" && a.contains("cargo build")).expect("cargo build");
     assert!(build.1.contains("--release") && build.1.contains("--locked"), "{}", build.1);
+    assert!(build.1.contains("--no-default-features"), "the image leaves the simulator out: {}", build.1);
 
     // Runtime: non-root numeric user, ports, exec-form entrypoint `<binary> serve`.
     let rt = &stages[1].1;
@@ -660,6 +661,35 @@ fn dockerfile_follows_the_rules() {
         }
     }
     assert!(!included.iter().any(|i| i.starts_with("target") || i.starts_with(".git")));
+}
+
+/// The crates only the simulator and demo use (feature `sim`).
+const SIM_ONLY_CRATES: &[&str] = &["plotters", "csv", "rand", "rand_distr", "indicatif"];
+
+/// The crates a build with `features` compiles into the binary (normal dependencies only),
+/// from `cargo tree` against Cargo.lock.
+fn compiled_crates(features: &[&str]) -> BTreeSet<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args(features)
+        .output()
+        .expect("run cargo tree");
+    assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
+}
+
+#[test]
+fn the_image_build_compiles_none_of_the_simulators_crates() {
+    let image = compiled_crates(&["--no-default-features"]);
+    assert!(image.contains("tonic") && image.contains("kube"), "cargo tree lists the server's crates: {image:?}");
+    for c in SIM_ONLY_CRATES {
+        assert!(!image.contains(*c), "{c} is compiled into the image's build");
+    }
+    let default = compiled_crates(&[]);
+    for c in SIM_ONLY_CRATES {
+        assert!(default.contains(*c), "{c} is still a dependency of the default (sim) build");
+    }
 }
 
 /// hadolint, the Dockerfile linter, at its strictest threshold. `scripts/hadolint.sh` installs

@@ -6,7 +6,7 @@
 
 use std::io;
 
-use llm_scaler::exposition::{self, Limits, ParseError, Sample, StreamParser, Visitor};
+use llm_scaler::read::exposition::{self, Limits, ParseError, Sample, StreamParser, Visitor};
 use proptest::prelude::*;
 
 /// A sample reduced to comparable data: name, sorted unescaped labels, value bits, timestamp.

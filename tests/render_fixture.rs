@@ -9,10 +9,11 @@
 //! thousands of strings Python produced. The dcgm fixtures come from the same
 //! script's rendering of the spec, so there the check is that the Python and
 //! Rust readings of the spec agree.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
-use llm_scaler::render::dcgm::{self, DcgmFlavor, Gpu, PodRef};
-use llm_scaler::render::vllm::{FinishReason, FinishedRequest, VllmFlavor, VllmPod};
-use llm_scaler::render::{prom_float, py_float};
+use llm_scaler::sim::render::dcgm::{self, DcgmFlavor, Gpu, PodRef};
+use llm_scaler::sim::render::vllm::{FinishReason, FinishedRequest, VllmFlavor, VllmPod};
+use llm_scaler::sim::render::{prom_float, py_float};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

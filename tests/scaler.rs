@@ -1,5 +1,6 @@
 //! The scaler end to end on loopback: fake vLLM pods and dcgm-exporters serving real exposition
 //! text, the real server, and a tonic client calling it exactly as KEDA does.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
 mod common;
 
@@ -7,9 +8,9 @@ use std::time::Duration;
 
 use common::*;
 use llm_scaler::{
-    grpc::METRIC_NAME,
     proto::GetMetricsRequest,
-    render::{dcgm::DcgmFlavor, vllm::VllmPod},
+    serve::grpc::METRIC_NAME,
+    sim::render::{dcgm::DcgmFlavor, vllm::VllmPod},
 };
 use tonic::Code;
 
@@ -245,7 +246,7 @@ async fn static_endpoints_are_refused_unless_allowed() {
     let mut s = settings(100);
     s.allow_static_endpoints = false;
     s.kube = true; // discovery would be Kubernetes; never reached here
-    let server = llm_scaler::server::Server::start(s, llm_scaler::server::DiscoveryMode::None).await.unwrap();
+    let server = llm_scaler::serve::server::Server::start(s, llm_scaler::serve::server::DiscoveryMode::None).await.unwrap();
     let mut c =
         llm_scaler::proto::external_scaler_client::ExternalScalerClient::connect(format!("http://{}", server.grpc_addr)).await.unwrap();
     let e = c.get_metric_spec(so("ai", "x", &[("endpoints", "127.0.0.2:8000".into())])).await.unwrap_err();

@@ -1,4 +1,5 @@
 //! End to end: a short simulation comparing every policy on the same arrivals.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
 use llm_scaler::sim::{
     self, SimConfig,
@@ -55,6 +56,6 @@ fn policies_compared_on_the_same_arrivals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_the_real_server_against_the_modelled_fleet() {
-    let opts = llm_scaler::demo::DemoOptions { duration: std::time::Duration::from_secs(4), max_replicas: 4, ..Default::default() };
-    llm_scaler::demo::run(opts).await.unwrap();
+    let opts = llm_scaler::sim::demo::DemoOptions { duration: std::time::Duration::from_secs(4), max_replicas: 4, ..Default::default() };
+    llm_scaler::sim::demo::run(opts).await.unwrap();
 }

@@ -2,6 +2,7 @@
 //! CA from the TriggerAuthentication's `caCert` on top of the system roots, `tlsClientCert` /
 //! `tlsClientKey` as identity, and the host part of `scalerAddress` as server name. Every
 //! certificate is made at test time with rcgen.
+#![cfg(feature = "sim")] // the fake pods (tests/common) render vLLM text with llm_scaler::sim::render
 
 mod common;
 
@@ -15,10 +16,10 @@ use std::{
 
 use common::*;
 use llm_scaler::{
-    config::Settings,
-    grpc::METRIC_NAME,
     proto::{GetMetricsRequest, external_scaler_client::ExternalScalerClient},
-    server::{DiscoveryMode, Server, ServerError},
+    serve::config::Settings,
+    serve::grpc::METRIC_NAME,
+    serve::server::{DiscoveryMode, Server, ServerError},
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tokio::net::TcpStream;

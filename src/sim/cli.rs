@@ -238,7 +238,7 @@ pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
 /// The policies the flags ask for.
 pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
     let meta: Vec<(String, String)> = a.meta.iter().map(|s| kv(s)).collect::<anyhow::Result<_>>()?;
-    let with_behaviour = |mut h: crate::hpa::HpaConfig| {
+    let with_behaviour = |mut h: crate::sim::hpa::HpaConfig| {
         h.scale_down_window = a.scale_down_window;
         h.sync_period = a.hpa_sync;
         h

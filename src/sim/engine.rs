@@ -33,7 +33,7 @@ use std::{
     collections::{BinaryHeap, VecDeque},
 };
 
-use crate::render::vllm::{FinishReason, FinishedRequest, VllmPod};
+use crate::sim::render::vllm::{FinishReason, FinishedRequest, VllmPod};
 
 use super::workload::Request;
 

@@ -4,17 +4,20 @@
 //! * [`workload`]: traces, rate curves and synthetic patterns as one deterministic arrival stream.
 //! * [`engine`]: one replica, continuous batching calibrated on measured vLLM profiles.
 //! * this module: the fleet (routing, cold starts, drains), the cluster (KEDA polling, the HPA
-//!   of [`crate::hpa`]) and the policies, each a [`PolicyKind`] run by the same loop.
+//!   of [`crate::sim::hpa`]) and the policies, each a [`PolicyKind`] run by the same loop.
 //!
 //! llm-scaler itself is not re-implemented: its pods render their state as vLLM and
-//! dcgm-exporter text ([`crate::render`]), which goes through the scaler's own parser and
-//! extractors ([`crate::exposition`], [`crate::vllm`], [`crate::dcgm`]) into [`FleetSignals`] and
-//! [`crate::collector::decide_tick`] (which calls [`crate::policy::decide`]): the production path,
+//! dcgm-exporter text ([`crate::sim::render`]), which goes through the scaler's own parser and
+//! extractors ([`crate::read::exposition`], [`crate::read::vllm`], [`crate::read::dcgm`]) into the
+//! same [`Decider`] the server's collector owns (which calls [`crate::decide::policy::decide`]): the production path,
 //! with the HTTP hop replaced by a function call and the clock by virtual time.
 
 pub mod cli;
+pub mod demo;
 pub mod engine;
+pub mod hpa;
 pub mod plots;
+pub mod render;
 pub mod report;
 pub mod stats;
 pub mod workload;
@@ -29,16 +32,15 @@ use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 use serde::Serialize;
 
 use crate::{
-    collector::decide_tick,
-    dcgm::DcgmExtractor,
-    exposition,
-    hpa::{Hpa, HpaConfig},
-    policy::{PolicyConfig, Signal},
-    render::dcgm::{self as dcgm_render, DcgmFlavor, Gpu, PodRef},
-    signals::FleetSignals,
+    decide::policy::{PolicyConfig, Signal},
+    decide::{Decider, Tick},
+    read::dcgm::DcgmExtractor,
+    read::exposition,
+    read::vllm::VllmExtractor,
+    sim::hpa::{Hpa, HpaConfig},
+    sim::render::dcgm::{self as dcgm_render, DcgmFlavor, Gpu, PodRef},
+    spec::tenancy::NamespaceAccess,
     spec::{GpuField, GpuSource, LatencyHistogram, LatencySpec, ParseContext, ScalerSpec},
-    tenancy::NamespaceAccess,
-    vllm::VllmExtractor,
 };
 
 use engine::{Done, ModelProfile, Replica};
@@ -258,7 +260,7 @@ pub fn llm_scaler_policy(name: &str, cfg: &SimConfig, metadata: &[(String, Strin
         allow_static_endpoints: false,
         kube_enabled: true,
         namespace_access: &NamespaceAccess::own_namespace_only(),
-        dcgm_selector: crate::config::DEFAULT_DCGM_SELECTOR,
+        dcgm_selector: crate::serve::config::DEFAULT_DCGM_SELECTOR,
     };
     let spec = ScalerSpec::parse(&raw, &ctx).map_err(|e| e.to_string())?;
     let mut hpa = hpa_config(cfg, tolerance);
@@ -672,7 +674,7 @@ enum Source {
     },
     LlmScaler {
         spec: Box<ScalerSpec>,
-        signals: Box<FleetSignals>,
+        decider: Box<Decider>,
         latest: Option<f64>,
     },
 }
@@ -684,14 +686,19 @@ struct Scraper {
 }
 
 impl Scraper {
-    fn vllm(&mut self, pod: &mut Pod, model: Option<String>, families: &'static [&'static str]) -> Option<crate::vllm::PodSample> {
+    fn vllm(
+        &mut self,
+        pod: &mut Pod,
+        model: Option<String>,
+        families: &'static [&'static str],
+    ) -> Result<crate::read::vllm::PodSample, String> {
         pod.replica.sync_gauges();
         self.body.clear();
         pod.replica.pod.render(&mut self.body);
         let x = self.vllm.get_or_insert_with(|| VllmExtractor::new(model, families));
         x.reset();
-        exposition::parse(self.body.as_bytes(), x).ok()?;
-        x.finish().ok()
+        exposition::parse(self.body.as_bytes(), x).map_err(|e| e.to_string())?;
+        x.finish().map_err(|e| e.to_string())
     }
 
     fn gpu(&mut self, pod: &mut Pod, field: GpuField) -> Option<f64> {
@@ -743,7 +750,7 @@ pub fn run_policy(cfg: &SimConfig, workload: &Workload, policy: &Policy, index: 
             hpa: Hpa::new(hpa.clone()),
             source: Source::LlmScaler {
                 spec: spec.clone(),
-                signals: Box::new(FleetSignals::new(spec.latency.window, spec.latency.quantile)),
+                decider: Box::new(Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile)),
                 latest: None,
             },
             value: None,
@@ -904,7 +911,7 @@ fn scrape(fleet: &mut Fleet<'_>, source: &mut Source, scraper: &mut Scraper, t: 
         Source::Queue { latest } => {
             let mut total = None;
             for &i in &fleet.routable {
-                if let Some(s) = scraper.vllm(&mut fleet.pods[i], None, LatencyHistogram::Ttft.families()) {
+                if let Ok(s) = scraper.vllm(&mut fleet.pods[i], None, LatencyHistogram::Ttft.families()) {
                     *total.get_or_insert(0.0) += s.waiting;
                 }
             }
@@ -913,35 +920,33 @@ fn scrape(fleet: &mut Fleet<'_>, source: &mut Source, scraper: &mut Scraper, t: 
         }
         Source::LlmScaler { .. } => {}
     }
-    let Source::LlmScaler { spec, signals, latest } = source else { return };
-    let now = Duration::from_secs_f64(t);
+    let Source::LlmScaler { spec, decider, latest } = source else { return };
     let families = spec.latency.histogram.families();
     let gpu_field = match &spec.gpu {
         GpuSource::None => None,
         GpuSource::StaticDcgm { field, .. } | GpuSource::KubeDcgm { field, .. } => Some(*field),
     };
-    let mut ok = 0;
-    for &i in &fleet.routable {
-        let pod = &mut fleet.pods[i];
-        if let Some(sample) = scraper.vllm(pod, spec.model_name.clone(), families) {
-            signals.record(&pod.name, now, sample);
-            ok += 1;
-        }
-        if let Some(field) = gpu_field
-            && let Some(g) = scraper.gpu(pod, field)
-        {
-            signals.record_gpu(&pod.name, now, g);
-        }
-    }
+    // Scrape every routable pod (rendering needs the pod mutably), then hand the tick to the
+    // decider with the pods' names, as the collector does.
+    let scraped: Vec<(usize, Result<_, String>, Option<f64>)> = fleet
+        .routable
+        .iter()
+        .map(|&i| {
+            let pod = &mut fleet.pods[i];
+            let sample = scraper.vllm(pod, spec.model_name.clone(), families);
+            let gpu = gpu_field.and_then(|field| scraper.gpu(pod, field));
+            (i, sample, gpu)
+        })
+        .collect();
     let pods = &fleet.pods;
-    let ready: Vec<&str> = fleet.routable.iter().map(|&i| pods[i].name.as_str()).collect();
-    signals.retain(|n| ready.contains(&n));
-    if ok == 0 {
-        // Like the server: no decision this tick; KEDA keeps serving the last one until stale.
-        return;
-    }
-    let starting = fleet.starting();
-    if let Ok(d) = decide_tick(&spec.policy, signals, ready.iter().copied(), starting, now) {
+    let tick = Tick {
+        now: Duration::from_secs_f64(t),
+        starting: fleet.starting(),
+        gpus: scraped.iter().filter_map(|(i, _, g)| g.map(|g| (pods[*i].name.as_str(), g))).collect(),
+        pods: scraped.into_iter().map(|(i, sample, _)| (pods[i].name.as_str(), sample)).collect(),
+    };
+    // Like the server: a tick without a decision leaves KEDA reading the last one.
+    if let Ok(d) = decider.tick(tick) {
         if let Some(s) = d.dominant {
             *dominant.entry(s.as_str().to_string()).or_default() += 1;
         }

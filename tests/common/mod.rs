@@ -13,14 +13,14 @@ use std::{
 
 use axum::{Router, body::Body, extract::State, http::StatusCode, response::Response, routing::get};
 use llm_scaler::{
-    config::Settings,
-    grpc::METRIC_NAME,
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    render::{
+    serve::config::Settings,
+    serve::grpc::METRIC_NAME,
+    serve::server::{DiscoveryMode, Server},
+    sim::render::{
         dcgm::{self, Gpu, PodRef},
         vllm::VllmPod,
     },
-    server::{DiscoveryMode, Server},
 };
 use tonic::transport::Channel;
 

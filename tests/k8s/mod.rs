@@ -96,23 +96,23 @@ fn build_kube_apiserver() -> Result<PathBuf, String> {
     // `make` sees, which tests/build_script.rs proves.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/build.sh");
     eprintln!("[k8s] ensuring kube-apiserver {K8S_VERSION} via {} (a cold build takes about 9 min on 2 cores)", script.display());
-    let out = Command::new("bash")
+    // Its progress goes straight to the test's stderr (a cold build takes minutes); on failure
+    // the script's marker holds the cause and the last lines of the build.
+    let status = Command::new("bash")
         .arg(&script)
         .env("K8S_BUILD_RUN_ID", run_id())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stderr(Stdio::inherit())
+        .status()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let log = String::from_utf8_lossy(&out.stderr);
-    eprint!("{log}");
-    if !out.status.success() {
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+    if !status.success() {
+        let marker = cache_bin_dir().with_file_name("build-failed");
+        let cause = std::fs::read_to_string(&marker).unwrap_or_else(|_| "(no failure marker written; see the output above)".into());
         return Err(format!(
-            "building kube-apiserver {K8S_VERSION} failed: {} exited with {}. \
-             The Kubernetes tests cannot run without it (they are never skipped). Last lines of its output:\n{tail}",
+            "building kube-apiserver {K8S_VERSION} failed: {} exited with {status}. \
+             The Kubernetes tests cannot run without it (they are never skipped). Cause ({}):\n{cause}",
             script.display(),
-            out.status
+            marker.display()
         ));
     }
     if !bin.is_file() {

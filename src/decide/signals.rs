@@ -9,8 +9,8 @@
 use std::{collections::HashMap, collections::VecDeque, time::Duration};
 
 use crate::{
-    policy::{FleetObservation, Signal},
-    vllm::{HistogramSnapshot, PodSample},
+    decide::policy::{FleetObservation, Signal},
+    read::vllm::{HistogramSnapshot, PodSample},
 };
 
 /// One pod's recent past.

@@ -16,7 +16,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::policy::{Decision, Signal};
+use crate::decide::policy::{Decision, Signal};
 
 /// Labels naming a ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,9 +166,9 @@ impl Metrics {
         self.demand.get_or_create(t).set(d.demand);
         self.active.get_or_create(t).set(i64::from(d.active));
         let outcome = match d.outcome {
-            crate::policy::Outcome::ScaleUp => "scale_up",
-            crate::policy::Outcome::ScaleDown => "scale_down",
-            crate::policy::Outcome::Hold => "hold",
+            crate::decide::policy::Outcome::ScaleUp => "scale_up",
+            crate::decide::policy::Outcome::ScaleDown => "scale_down",
+            crate::decide::policy::Outcome::Hold => "hold",
         };
         self.decisions
             .get_or_create(&OutcomeLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), outcome })

@@ -13,7 +13,7 @@ use std::{
 use serde::Serialize;
 use tokio::{sync::watch, time::Instant};
 
-use crate::policy::{Decision, Outcome, Signal};
+use crate::decide::policy::{Decision, Outcome, Signal};
 
 /// How many past decisions the HTTP API shows.
 const HISTORY: usize = 60;

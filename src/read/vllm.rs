@@ -7,7 +7,7 @@
 //! `inter_token_latency_seconds` / `time_per_output_token_seconds`). A body without the core
 //! gauges is an error, never a pod at zero load.
 
-use crate::exposition::{MetricType, Sample, Visitor};
+use crate::read::exposition::{MetricType, Sample, Visitor};
 
 /// Cumulative histogram buckets of one scrape, summed over engines.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -235,7 +235,7 @@ impl Visitor for VllmExtractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition;
+    use crate::read::exposition;
 
     const TTFT: &[&str] = &["vllm:time_to_first_token_seconds"];
     const ITL: &[&str] = &["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"];

@@ -21,7 +21,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{registry::Registry, spec::ScalerSpec, store::StoreView, telemetry::Metrics, tenancy::is_namespace_name};
+use crate::{run::registry::Registry, run::store::StoreView, run::telemetry::Metrics, spec::ScalerSpec, spec::tenancy::is_namespace_name};
 
 /// What the HTTP handlers read.
 #[derive(Clone)]

@@ -17,14 +17,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    dcgm::DcgmExtractor,
+    decide::{Decider, Tick, policy::Decision},
     discovery::{Discovery, PodInfo, kube::PodWatch},
-    policy::{self, Decision},
-    registry::{Shared, Target},
-    signals::FleetSignals,
+    read::dcgm::DcgmExtractor,
+    read::vllm::{PodSample, VllmExtractor},
+    run::target::{Shared, Target},
+    run::telemetry::PodLabels,
     spec::{GpuField, GpuSource, PodSource, ScalerSpec},
-    telemetry::PodLabels,
-    vllm::{PodSample, VllmExtractor},
 };
 
 /// How often a scale target's selector is looked up again (it rarely changes).
@@ -155,7 +154,7 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>) {
         let spec = target.spec.clone();
         let mut pods = FleetPods::new(&spec, &shared.discovery);
         let gpus = GpuPods::new(&spec, &shared.discovery);
-        let mut signals = FleetSignals::new(spec.latency.window, spec.latency.quantile);
+        let mut decider = Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile);
         let mut known: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(shared.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -166,7 +165,7 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>) {
                 break;
             }
             let started = Instant::now();
-            tick(&shared, &target, &spec, &mut pods, &gpus, &mut signals, &mut known).await;
+            tick(&shared, &target, &spec, &mut pods, &gpus, &mut decider, &mut known).await;
             shared.metrics.tick(&target.labels, started.elapsed().as_secs_f64());
         }
         for pod in known {
@@ -183,7 +182,7 @@ async fn tick(
     spec: &ScalerSpec,
     fleet: &mut FleetPods,
     gpus: &GpuPods,
-    signals: &mut FleetSignals,
+    decider: &mut Decider,
     known: &mut HashSet<String>,
 ) {
     let now = shared.origin.elapsed();
@@ -198,57 +197,18 @@ async fn tick(
     };
     let (ready, starting): (Vec<PodInfo>, Vec<PodInfo>) = all.into_iter().partition(|p| p.scrapeable().is_some());
     let results = scrape_pods(shared, target, spec, &ready).await;
-    let mut ok = 0usize;
-    let mut first_error = None;
-    for (pod, res) in results {
-        match res {
-            Ok(sample) => {
-                ok += 1;
-                signals.record(&pod, now, sample);
-            }
-            Err(e) => {
-                first_error.get_or_insert_with(|| format!("{pod}: {e}"));
-            }
-        }
-    }
-    scrape_gpus(shared, target, gpus, &ready, signals, now).await;
+    let gpu_activity = scrape_gpus(shared, target, gpus, &ready).await;
     let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
-    signals.retain(|n| ready_names.contains(n));
     forget_departed(shared, target, &ready_names, known);
-
-    if ok == 0 {
-        let why = if ready.is_empty() {
-            format!("no Ready pod with an IP ({} not ready)", starting.len())
-        } else {
-            format!("none of {} ready pods could be scraped; first error: {}", ready.len(), first_error.unwrap_or_default())
-        };
-        warn!(reason = %why, "no decision this tick");
-        target.store.record_problem(why);
-        shared.metrics.unavailable(&target.labels);
-        return;
-    }
-    match decide_tick(&spec.policy, signals, ready.iter().map(|p| p.name.as_str()), starting.len() as u32, now) {
+    let tick = Tick { now, starting: starting.len() as u32, pods: results, gpus: gpu_activity };
+    match decider.tick(tick) {
         Ok(d) => publish(shared, target, d),
         Err(e) => {
-            warn!(error = %e, "no decision this tick");
+            warn!(reason = %e, "no decision this tick");
             target.store.record_problem(e.to_string());
             shared.metrics.unavailable(&target.labels);
         }
     }
-}
-
-/// The pure end of a tick, shared with the simulator: the Ready pods' recorded scrapes become
-/// one observation, and the policy decides on it. No I/O and no clock: `now` is whatever time
-/// the caller runs in (wall clock here, virtual time in `sim`).
-pub fn decide_tick<'a>(
-    policy: &policy::PolicyConfig,
-    signals: &FleetSignals,
-    ready: impl IntoIterator<Item = &'a str>,
-    starting: u32,
-    now: Duration,
-) -> Result<Decision, policy::NoDecision> {
-    let obs = signals.observe(ready, starting, now);
-    policy::decide(policy, &obs)
 }
 
 fn publish(shared: &Shared, target: &Target, d: Decision) {
@@ -279,7 +239,12 @@ fn publish(shared: &Shared, target: &Target, d: Decision) {
     target.store.publish(d, Instant::now());
 }
 
-async fn scrape_pods(shared: &Shared, target: &Target, spec: &ScalerSpec, ready: &[PodInfo]) -> Vec<(String, Result<PodSample, String>)> {
+async fn scrape_pods<'p>(
+    shared: &Shared,
+    target: &Target,
+    spec: &ScalerSpec,
+    ready: &'p [PodInfo],
+) -> Vec<(&'p str, Result<PodSample, String>)> {
     // Futures collected first: a `stream::map` closure over borrowed pods trips the compiler's
     // higher-ranked Send check inside `tokio::spawn`.
     // Static endpoints carry their own port; discovered pods use `metricsPort`.
@@ -298,20 +263,20 @@ async fn scrape_pods(shared: &Shared, target: &Target, spec: &ScalerSpec, ready:
     stream::iter(futs).buffer_unordered(shared.settings.per_target_concurrency.max(1)).collect().await
 }
 
-async fn scrape_pod(
+async fn scrape_pod<'p>(
     shared: &Shared,
     target: &Target,
     spec: &ScalerSpec,
-    pod: &PodInfo,
+    pod: &'p PodInfo,
     addr: Option<SocketAddr>,
-) -> (String, Result<PodSample, String>) {
+) -> (&'p str, Result<PodSample, String>) {
     let span = info_span!("pod", pod = %pod.name);
     async move {
-        let Some(addr) = addr else { return (pod.name.clone(), Err("no IP".to_string())) };
+        let Some(addr) = addr else { return (pod.name.as_str(), Err("no IP".to_string())) };
         let url = format!("http://{addr}{}", spec.metrics_path);
         let labels = PodLabels { namespace: target.key.namespace.clone(), scaledobject: target.key.name.clone(), pod: pod.name.clone() };
         let Ok(_permit) = shared.limiter.acquire().await else {
-            return (pod.name.clone(), Err("shutting down".to_string()));
+            return (pod.name.as_str(), Err("shutting down".to_string()));
         };
         let started = Instant::now();
         let mut x = VllmExtractor::new(spec.model_name.clone(), spec.latency.histogram.families());
@@ -324,11 +289,11 @@ async fn scrape_pod(
         match res {
             Ok(s) => {
                 debug!(waiting = s.waiting, running = s.running, secs, "scraped");
-                (pod.name.clone(), Ok(s))
+                (pod.name.as_str(), Ok(s))
             }
             Err((e, _)) => {
                 warn!(error = %e, "scrape failed");
-                (pod.name.clone(), Err(e))
+                (pod.name.as_str(), Err(e))
             }
         }
     }
@@ -336,23 +301,20 @@ async fn scrape_pod(
     .await
 }
 
-async fn scrape_gpus(shared: &Shared, target: &Target, gpus: &GpuPods, ready: &[PodInfo], signals: &mut FleetSignals, now: Duration) {
+/// GPU activity of the Ready pods, from the dcgm-exporter on each of their nodes.
+async fn scrape_gpus<'p>(shared: &Shared, target: &Target, gpus: &GpuPods, ready: &'p [PodInfo]) -> Vec<(&'p str, f64)> {
     let plan = gpus.plan(ready);
     let ns = target.pod_namespace();
     let futs: Vec<_> = plan.into_iter().map(|(addr, pods, field)| scrape_dcgm(shared, ns, addr, pods, field)).collect();
     let results: Vec<_> = stream::iter(futs).buffer_unordered(shared.settings.per_target_concurrency.max(1)).collect().await;
+    let mut activity = Vec::new();
     for (url, pods, res) in results {
         match res {
-            Ok(act) => {
-                for p in pods {
-                    if let Some(m) = act.mean(p) {
-                        signals.record_gpu(p, now, m);
-                    }
-                }
-            }
+            Ok(act) => activity.extend(pods.into_iter().filter_map(|p| act.mean(p).map(|m| (p, m)))),
             Err(e) => warn!(exporter = %url, error = %e, "dcgm-exporter scrape failed; GPU signal missing for its pods"),
         }
     }
+    activity
 }
 
 async fn scrape_dcgm<'p>(
@@ -361,7 +323,7 @@ async fn scrape_dcgm<'p>(
     addr: SocketAddr,
     pods: Vec<&'p str>,
     field: GpuField,
-) -> (String, Vec<&'p str>, Result<crate::dcgm::GpuActivity, String>) {
+) -> (String, Vec<&'p str>, Result<crate::read::dcgm::GpuActivity, String>) {
     let url = format!("http://{addr}/metrics");
     let Ok(_permit) = shared.limiter.acquire().await else { return (url, pods, Err("shutting down".to_string())) };
     let res = {

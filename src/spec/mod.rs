@@ -5,13 +5,16 @@
 //! back to a default) and name the key, the value and what was expected in every error, which
 //! the gRPC layer returns as `InvalidArgument`.
 
+pub mod tenancy;
+
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use serde::Serialize;
 
+pub use crate::read::dcgm::GpuField;
 use crate::{
-    policy::{BlendMode, PolicyConfig, Signal},
-    tenancy::{NamespaceAccess, is_namespace_name},
+    decide::policy::{BlendMode, PolicyConfig, Signal},
+    spec::tenancy::{NamespaceAccess, is_namespace_name},
 };
 
 /// Which latency histogram the latency signal reads.
@@ -92,29 +95,6 @@ pub enum PodSource {
     },
     /// A fixed list (only with `--allow-static-endpoints`).
     Static(Vec<StaticEndpoint>),
-}
-
-/// Which dcgm-exporter field stands for "GPU utilisation".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GpuField {
-    /// `DCGM_FI_DEV_GPU_UTIL` (percent) / `DCGM_FI_DEV_GPU_UTIL_RATIO`.
-    GpuUtil,
-    /// `DCGM_FI_PROF_GR_ENGINE_ACTIVE` / `DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO`.
-    GrEngineActive,
-    /// `DCGM_FI_PROF_DRAM_ACTIVE` / `DCGM_FI_PROF_DRAM_UTIL_RATIO`: decode saturation.
-    DramActive,
-}
-
-impl GpuField {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "gpuUtil" => Self::GpuUtil,
-            "grEngineActive" => Self::GrEngineActive,
-            "dramActive" => Self::DramActive,
-            _ => return None,
-        })
-    }
 }
 
 /// Where GPU activity comes from.
@@ -437,7 +417,8 @@ impl ScalerSpec {
     }
 
     fn gpu_source(m: &Meta<'_>, ctx: &ParseContext<'_>, pods: &PodSource) -> Result<GpuSource, SpecError> {
-        let field = m.parse("gpuField", "one of gpuUtil, grEngineActive, dramActive", GpuField::parse)?.unwrap_or(GpuField::GpuUtil);
+        let field =
+            m.parse("gpuField", "one of gpuUtil, grEngineActive, dramActive", GpuField::from_metadata)?.unwrap_or(GpuField::GpuUtil);
         let source = m.parse("gpuSource", "one of dcgm, none", |v| match v {
             "dcgm" => Some(true),
             "none" => Some(false),
@@ -607,7 +588,7 @@ mod tests {
 
     #[test]
     fn every_key_is_documented_in_the_readme() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         for k in known_keys() {
             assert!(readme.contains(&format!("| `{k}` |")), "README's metadata table lacks `{k}`");
         }

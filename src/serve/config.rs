@@ -15,9 +15,9 @@ use std::{
 use serde::{Deserialize, Deserializer};
 
 use crate::{
-    policy::PolicyConfig,
+    decide::policy::PolicyConfig,
+    spec::tenancy::NamespaceAccess,
     spec::{LatencyHistogram, LatencySpec, POLICY_KEYS, ParseContext, ScalerSpec, SpecError},
-    tenancy::NamespaceAccess,
 };
 
 /// Log output format.
@@ -264,7 +264,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Signal;
+    use crate::decide::policy::Signal;
 
     #[test]
     fn file_then_flags() {

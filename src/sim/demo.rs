@@ -5,7 +5,7 @@
 //! `/metrics` text over loopback HTTP (one server per pod on 127.0.x.y). The REAL server
 //! ([`Server`] with [`DiscoveryMode::Custom`]) discovers and scrapes them over HTTP as it would
 //! in a cluster; a poller calls the gRPC RPCs as KEDA does, applies the HPA arithmetic
-//! ([`crate::hpa`]) in virtual time and resizes the fleet (new replicas become Ready after a cold
+//! ([`crate::sim::hpa`]) in virtual time and resizes the fleet (new replicas become Ready after a cold
 //! start, removed ones drain). A live view prints the fleet, the demand and each signal's
 //! contribution; a report at the end compares the run with a static fleet and with the same
 //! policy replayed purely in virtual time by `simulate`.
@@ -26,13 +26,13 @@ use axum::{Router, extract::State, routing::get};
 use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
 
 use crate::{
-    config::Settings,
+    decide::policy::{PolicyConfig, Signal},
     discovery::{PodInfo, PodLister},
-    grpc::METRIC_NAME,
-    hpa::{Hpa, HpaConfig},
-    policy::{PolicyConfig, Signal},
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    server::{DiscoveryMode, Server},
+    serve::config::Settings,
+    serve::grpc::METRIC_NAME,
+    serve::server::{DiscoveryMode, Server},
+    sim::hpa::{Hpa, HpaConfig},
     sim::{
         self, SimConfig,
         engine::{Done, ModelProfile, Replica},
@@ -42,7 +42,7 @@ use crate::{
 };
 
 /// The trace replayed by default (CC-BY-4.0, see `data/README.md`).
-const BUNDLED_TRACE: &[u8] = include_bytes!("../data/traces/azure_2023/AzureLLMInferenceTrace_code.csv");
+const BUNDLED_TRACE: &[u8] = include_bytes!("../../data/traces/azure_2023/AzureLLMInferenceTrace_code.csv");
 
 /// Demo knobs.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl Default for DemoOptions {
 pub enum DemoError {
     /// The scaler did not start.
     #[error("server: {0}")]
-    Server(#[from] crate::server::ServerError),
+    Server(#[from] crate::serve::server::ServerError),
     /// A loopback listener could not bind.
     #[error("binding a fake pod on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),

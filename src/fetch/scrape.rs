@@ -19,7 +19,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 
-use crate::exposition::{Limits, ParseError, Stats, StreamParser, Visitor};
+use crate::read::exposition::{Limits, ParseError, Stats, StreamParser, Visitor};
 
 /// The Accept header vLLM's docs recommend for the classic text format.
 pub const ACCEPT: &str = "text/plain;version=0.0.4";

@@ -6,10 +6,9 @@
 //! every `PROF_*` field and every 4.9+ `*_RATIO` name is a 0..1 ratio. Label spellings from all
 //! releases are accepted (`pod`/`pod_name`, `namespace`/`pod_namespace`).
 
-use crate::{
-    exposition::{Sample, Visitor},
-    spec::GpuField,
-};
+use serde::Serialize;
+
+use crate::read::exposition::{Sample, Visitor};
 
 /// Per-pod GPU activity found in one dcgm-exporter response.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -22,6 +21,30 @@ impl GpuActivity {
     /// Mean activity 0..1 of `pod`'s GPUs, if this response covered it.
     pub fn mean(&self, pod: &str) -> Option<f64> {
         self.pods.iter().find(|(p, _, _)| p == pod).map(|(_, sum, n)| sum / f64::from(*n))
+    }
+}
+
+/// Which dcgm-exporter field stands for "GPU utilisation".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuField {
+    /// `DCGM_FI_DEV_GPU_UTIL` (percent) / `DCGM_FI_DEV_GPU_UTIL_RATIO`.
+    GpuUtil,
+    /// `DCGM_FI_PROF_GR_ENGINE_ACTIVE` / `DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO`.
+    GrEngineActive,
+    /// `DCGM_FI_PROF_DRAM_ACTIVE` / `DCGM_FI_PROF_DRAM_UTIL_RATIO`: decode saturation.
+    DramActive,
+}
+
+impl GpuField {
+    /// Reads the `gpuField` metadata value.
+    pub fn from_metadata(s: &str) -> Option<Self> {
+        Some(match s {
+            "gpuUtil" => Self::GpuUtil,
+            "grEngineActive" => Self::GrEngineActive,
+            "dramActive" => Self::DramActive,
+            _ => return None,
+        })
     }
 }
 
@@ -91,7 +114,7 @@ impl Visitor for DcgmExtractor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition;
+    use crate::read::exposition;
 
     fn fixture(name: &str) -> String {
         let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -7,7 +7,7 @@
 //! ends push streams cleanly and stops every collector.
 //!
 //! With `tls_cert`/`tls_key` the gRPC port (KEDA's service, health, reflection) speaks TLS only,
-//! see [`crate::tls`]; the HTTP port stays plaintext.
+//! see [`crate::serve::tls`]; the HTTP port stays plaintext.
 
 use std::{
     net::SocketAddr,
@@ -25,23 +25,20 @@ use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::{
-    config::Settings,
     discovery::{Discovery, PodLister, kube::KubeDiscovery},
-    grpc::ScalerService,
-    http::{HttpState, router},
+    fetch::scrape::{ScrapeConfig, Scraper},
     proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
-    registry::{CollectSettings, Registry, Shared},
-    scrape::{ScrapeConfig, Scraper},
-    telemetry::Metrics,
-    tls::{self, ReloadableTls, TlsFiles},
+    run::telemetry::Metrics,
+    run::{
+        registry::Registry,
+        target::{CollectSettings, Shared},
+    },
+    serve::config::Settings,
+    serve::grpc::ScalerService,
+    serve::http::{HttpState, router},
+    serve::tls::{self, ReloadableTls, TlsFiles},
+    serve::transport::{no_delay, stopped},
 };
-
-/// Small gRPC frames must leave at once (see the accept paths).
-pub(crate) fn no_delay(tcp: &tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        warn!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
-    }
-}
 
 /// How pods are found.
 #[derive(Clone)]
@@ -67,7 +64,7 @@ pub enum ServerError {
     },
     /// The configuration is unusable.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::serve::config::ConfigError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -131,7 +128,7 @@ impl Server {
             .add_service(reflection_v1alpha)
             .add_service(ExternalScalerServer::new(scaler));
         let grpc_stop = async move {
-            let _ = grpc_stop.wait_for(|s| *s).await;
+            stopped(&mut grpc_stop).await;
         };
         // The two transports differ in IO type, hence in future type: box them to one.
         let grpc_task: BoxFuture<'static, Result<(), tonic::transport::Error>> = match &tls {
@@ -149,7 +146,7 @@ impl Server {
         let mut http_stop = shutdown_rx.clone();
         let http_state = HttpState { registry: cell.clone(), metrics: metrics.clone(), ready: ready.clone() };
         let http_task = axum::serve(http, router(http_state)).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
+            stopped(&mut http_stop).await;
         });
 
         let grace = settings.shutdown_grace;
@@ -188,7 +185,7 @@ impl Server {
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
-                            _ = connect_stop.wait_for(|s| *s) => return,
+                            _ = stopped(&mut connect_stop) => return,
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                     }
@@ -199,7 +196,7 @@ impl Server {
             reporter.set_serving::<ExternalScalerServer<ScalerService>>().await;
             ready.store(true, Ordering::Relaxed);
             info!("ready: health SERVING");
-            let _ = connect_stop.wait_for(|s| *s).await;
+            stopped(&mut connect_stop).await;
             ready.store(false, Ordering::Relaxed);
             reporter.set_service_status("", ServingStatus::NotServing).await;
             reporter.set_not_serving::<ExternalScalerServer<ScalerService>>().await;
@@ -211,7 +208,7 @@ impl Server {
             let serve = async { tokio::join!(grpc_task, http_task) };
             // Streams that never end by themselves (a health Watch) must not hold shutdown forever.
             let deadline = async {
-                crate::grpc::stopped(&mut grace_stop).await;
+                stopped(&mut grace_stop).await;
                 tokio::time::sleep(grace).await;
             };
             let (g, h) = tokio::select! {

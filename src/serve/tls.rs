@@ -40,7 +40,7 @@ use tokio_rustls::{
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, error, info, warn};
 
-use crate::config::Settings;
+use crate::serve::config::Settings;
 
 /// ALPN id of HTTP/2, the only protocol offered: gRPC needs nothing else.
 pub const ALPN_H2: &[u8] = b"h2";
@@ -265,7 +265,7 @@ impl ReloadableTls {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = crate::grpc::stopped(&mut stop) => return,
+                _ = crate::serve::transport::stopped(&mut stop) => return,
             }
             let me = self.clone();
             // File reads block: keep them off the async workers.
@@ -302,7 +302,7 @@ async fn accept_loop(listener: TcpListener, tls: Arc<ReloadableTls>, handshake_t
         };
         match accepted {
             Ok((tcp, peer)) => {
-                crate::server::no_delay(&tcp);
+                crate::serve::transport::no_delay(&tcp);
                 tokio::spawn(handshake(TlsAcceptor::from(tls.current()), tcp, peer, handshake_timeout, ready.clone()));
             }
             Err(e) => {

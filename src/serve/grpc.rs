@@ -20,9 +20,13 @@ use crate::{
         GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse, MetricSpec, MetricValue, ScaledObjectRef,
         external_scaler_server::ExternalScaler,
     },
-    registry::{LookupError, Registry, Target},
-    store::Answer,
-    telemetry::Metrics,
+    run::store::Answer,
+    run::telemetry::Metrics,
+    run::{
+        registry::{LookupError, Registry},
+        target::Target,
+    },
+    serve::transport::stopped,
 };
 
 /// The one metric we expose: the desired replica count, with target 1 so the HPA's
@@ -52,7 +56,7 @@ impl ScalerService {
         })
     }
 
-    fn fresh(&self, t: &Target) -> Result<Arc<crate::policy::Decision>, Status> {
+    fn fresh(&self, t: &Target) -> Result<Arc<crate::decide::policy::Decision>, Status> {
         match t.store.answer(tokio::time::Instant::now()) {
             Answer::Fresh(d) => Ok(d),
             Answer::Unavailable(why) => Err(Status::unavailable(format!("{}/{}: {why}", t.key.namespace, t.key.name))),
@@ -179,17 +183,4 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(f(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
-}
-
-/// Resolves once shutdown has started. (Not `watch::Receiver::wait_for`: its guard is not `Send`
-/// and these futures run in spawned tasks.)
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
 }

@@ -1,0 +1,132 @@
+//! The ScaledObjects the scaler serves: metadata parsed once, one collector each, expiry.
+//!
+//! An RPC looks its ScaledObject up by (namespace, name, metadata fingerprint) under a read lock.
+//! The first call with a new metadata map parses it into a [`ScalerSpec`] (bad metadata is
+//! refused before any state is created, so it cannot disturb another ScaledObject) and starts
+//! that ScaledObject's collector. A collector nobody asked about for `idle_timeout` stops and is
+//! forgotten. Two triggers of one ScaledObject with different metadata are two entries.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash, Hasher},
+    sync::{Arc, RwLock},
+};
+
+use crate::{
+    discovery::Discovery,
+    run::{
+        collector,
+        target::{Shared, Target, TargetKey},
+    },
+    spec::{ParseContext, ScalerSpec, SpecError},
+};
+
+type Targets = Arc<RwLock<HashMap<TargetKey, Arc<Target>>>>;
+
+/// All served ScaledObjects.
+pub struct Registry {
+    shared: Arc<Shared>,
+    targets: Targets,
+    hasher: std::hash::RandomState,
+}
+
+/// Why a lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Metadata did not validate.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The request lacks a name or namespace.
+    #[error("ScaledObjectRef.{0} is empty; KEDA always sets it")]
+    MissingField(&'static str),
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(shared: Shared) -> Self {
+        Registry { shared: Arc::new(shared), targets: Arc::default(), hasher: std::hash::RandomState::new() }
+    }
+
+    /// Shared context.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn fingerprint(&self, meta: &HashMap<String, String>) -> u64 {
+        // Sum of per-entry hashes: independent of the map's iteration order, no sorting.
+        meta.iter().fold(0u64, |acc, (k, v)| {
+            let mut h = self.hasher.build_hasher();
+            k.hash(&mut h);
+            v.hash(&mut h);
+            acc.wrapping_add(h.finish())
+        })
+    }
+
+    /// Finds the ScaledObject, or parses its metadata and starts collecting it.
+    pub fn get_or_register(&self, namespace: &str, name: &str, meta: &HashMap<String, String>) -> Result<Arc<Target>, LookupError> {
+        if name.is_empty() {
+            return Err(LookupError::MissingField("name"));
+        }
+        if namespace.is_empty() {
+            return Err(LookupError::MissingField("namespace"));
+        }
+        let key = TargetKey { namespace: namespace.to_string(), name: name.to_string(), fingerprint: self.fingerprint(meta) };
+        if let Some(t) = self.read().get(&key).filter(|t| &t.meta == meta) {
+            t.touch(self.shared.origin);
+            return Ok(t.clone());
+        }
+        let s = &self.shared;
+        let spec = ScalerSpec::parse(
+            meta,
+            &ParseContext {
+                namespace,
+                policy_defaults: &s.policy_defaults,
+                latency_defaults: &s.latency_defaults,
+                allow_static_endpoints: s.allow_static_endpoints,
+                kube_enabled: !matches!(s.discovery, Discovery::None),
+                namespace_access: &s.namespace_access,
+                dcgm_selector: &s.dcgm_selector,
+            },
+        )?;
+        let mut w = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = w.get(&key).filter(|t| &t.meta == meta) {
+            t.touch(s.origin);
+            return Ok(t.clone());
+        }
+        let target = Arc::new(Target::new(key.clone(), meta.clone(), spec, s.settings.stale_after));
+        target.touch(s.origin);
+        tracing::info!(namespace, scaledobject = name, spec = ?target.spec, "collecting new ScaledObject");
+        target.set_task(tokio::spawn(Self::run(self.shared.clone(), self.targets.clone(), target.clone())));
+        w.insert(key, target.clone());
+        s.metrics.set_targets(w.len());
+        Ok(target)
+    }
+
+    async fn run(shared: Arc<Shared>, targets: Targets, target: Arc<Target>) {
+        collector::run(shared.clone(), target.clone()).await;
+        let mut w = targets.write().unwrap_or_else(|p| p.into_inner());
+        if w.get(&target.key).is_some_and(|t| Arc::ptr_eq(t, &target)) {
+            w.remove(&target.key);
+        }
+        shared.metrics.forget_target(&target.labels);
+        shared.metrics.set_targets(w.len());
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TargetKey, Arc<Target>>> {
+        self.targets.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every served ScaledObject (for the HTTP API).
+    pub fn all(&self) -> Vec<Arc<Target>> {
+        let mut v: Vec<_> = self.read().values().cloned().collect();
+        v.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
+        v
+    }
+
+    /// Stops every collector (shutdown).
+    pub fn shutdown(&self) {
+        for t in self.read().values() {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! One served ScaledObject and what every collector shares: the data the registry creates and
+//! the collector loop reads, kept apart from both so neither imports the other's internals.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
+
+use crate::{
+    decide::policy::PolicyConfig,
+    discovery::Discovery,
+    fetch::scrape::Scraper,
+    run::{
+        store::DecisionStore,
+        telemetry::{Metrics, TargetLabels},
+    },
+    spec::{LatencySpec, ScalerSpec, tenancy::NamespaceAccess},
+};
+
+/// Collection settings shared by every ScaledObject.
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    /// Time between ticks.
+    pub interval: Duration,
+    /// A decision older than this is not served.
+    pub stale_after: Duration,
+    /// A ScaledObject not asked about for this long stops being collected.
+    pub idle_timeout: Duration,
+    /// Concurrent scrapes per ScaledObject.
+    pub per_target_concurrency: usize,
+}
+
+/// What every collector shares.
+pub struct Shared {
+    /// Collection settings.
+    pub settings: CollectSettings,
+    /// Policy defaults for metadata that does not set a key.
+    pub policy_defaults: PolicyConfig,
+    /// Latency defaults.
+    pub latency_defaults: LatencySpec,
+    /// `--allow-static-endpoints`.
+    pub allow_static_endpoints: bool,
+    /// `--allow-cross-namespace`: which namespaces a ScaledObject may read pods from.
+    pub namespace_access: NamespaceAccess,
+    /// `--dcgm-selector`: the cluster's dcgm-exporter pods.
+    pub dcgm_selector: String,
+    /// Pod discovery.
+    pub discovery: Discovery,
+    /// HTTP client.
+    pub scraper: Scraper,
+    /// Process-wide bound on concurrent scrapes.
+    pub limiter: Arc<Semaphore>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Time origin of the signal histories.
+    pub origin: Instant,
+}
+
+/// Identity of one served ScaledObject trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetKey {
+    /// Namespace.
+    pub namespace: String,
+    /// ScaledObject name.
+    pub name: String,
+    /// Order-independent hash of the metadata map.
+    pub fingerprint: u64,
+}
+
+/// One served ScaledObject.
+pub struct Target {
+    /// Identity.
+    pub key: TargetKey,
+    /// The metadata as received (compared on lookup to rule out fingerprint collisions).
+    pub meta: HashMap<String, String>,
+    /// Parsed spec.
+    pub spec: Arc<ScalerSpec>,
+    /// Decisions.
+    pub store: Arc<DecisionStore>,
+    /// Metric labels.
+    pub labels: TargetLabels,
+    last_asked_ms: AtomicU64,
+    streams: AtomicUsize,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Target {
+    /// A target not collected yet ([`Target::set_task`] attaches its collector).
+    pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: ScalerSpec, stale_after: Duration) -> Self {
+        Target {
+            labels: TargetLabels { namespace: key.namespace.clone(), scaledobject: key.name.clone() },
+            key,
+            meta,
+            spec: Arc::new(spec),
+            store: Arc::new(DecisionStore::new(stale_after)),
+            last_asked_ms: AtomicU64::new(0),
+            streams: AtomicUsize::new(0),
+            task: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Attaches the collector task, so that [`Target::abort`] can stop it.
+    pub fn set_task(&self, handle: JoinHandle<()>) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+
+    /// Stops the collector (shutdown).
+    pub fn abort(&self) {
+        if let Some(h) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
+    }
+
+    /// Marks the ScaledObject as asked about now.
+    pub fn touch(&self, origin: Instant) {
+        self.last_asked_ms.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the last RPC about it.
+    pub fn idle_for(&self, origin: Instant) -> Duration {
+        let last = Duration::from_millis(self.last_asked_ms.load(Ordering::Relaxed));
+        origin.elapsed().saturating_sub(last)
+    }
+
+    /// An open push stream keeps the ScaledObject alive; the guard closes it.
+    pub fn open_stream(self: &Arc<Self>) -> StreamGuard {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(self.clone())
+    }
+
+    /// Namespace of the fleet's pods (where dcgm-exporter's `namespace` label must point).
+    pub fn pod_namespace(&self) -> &str {
+        match &self.spec.pods {
+            crate::spec::PodSource::Kube { namespace, .. } => namespace,
+            crate::spec::PodSource::Static(_) => &self.key.namespace,
+        }
+    }
+
+    /// Whether a push stream is open.
+    pub fn has_streams(&self) -> bool {
+        self.streams.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Keeps a ScaledObject collected while a push stream is open.
+pub struct StreamGuard(Arc<Target>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
