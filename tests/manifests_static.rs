@@ -113,7 +113,7 @@ fn deployed_settings(docs: &[Doc]) -> Settings {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.toml");
     std::fs::write(&path, toml).unwrap();
-    let settings = Settings::load(Some(&path), &[]).unwrap_or_else(|e| panic!("deploy/configmap.yaml config.toml: {e}"));
+    let settings = Settings::load(Some(&path), &Default::default()).unwrap_or_else(|e| panic!("deploy/configmap.yaml config.toml: {e}"));
     std::fs::remove_dir_all(&dir).ok();
     settings
 }

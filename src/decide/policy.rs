@@ -32,13 +32,12 @@ impl Signal {
 
     /// Stable snake_case name, used in metrics labels, logs and the HTTP API.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::QueueDepth => "queue_depth",
-            Signal::TokensPerSecond => "tokens_per_second",
-            Signal::Latency => "latency",
-            Signal::GpuUtilization => "gpu_utilization",
-            Signal::KvCacheUsage => "kv_cache_usage",
-        }
+        self.def().name
+    }
+
+    /// Everything said once about this signal ([`SIGNALS`]).
+    pub fn def(self) -> &'static SignalDef {
+        &SIGNALS[self.index()]
     }
 
     fn index(self) -> usize {
@@ -57,6 +56,112 @@ impl fmt::Display for Signal {
         f.write_str(self.as_str())
     }
 }
+
+/// How a signal's per-replica target is written in metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetForm {
+    /// A positive number in the signal's unit.
+    Positive,
+    /// A ratio in (0, 1], or a percentage such as `70%`.
+    Ratio,
+}
+
+/// One signal, said once: its name, its metadata keys, how its target is written, and its
+/// defaults. Metadata parsing (`spec`), [`PolicyConfig::default`] and the README's key table
+/// (checked by a test in `spec`) all derive from [`SIGNALS`]; adding a signal starts here.
+#[derive(Debug)]
+pub struct SignalDef {
+    /// The signal.
+    pub signal: Signal,
+    /// snake_case name (metrics labels, logs, HTTP API).
+    pub name: &'static str,
+    /// Metadata key of the per-replica target.
+    pub target_key: &'static str,
+    /// Metadata key of the weight in the blend.
+    pub weight_key: &'static str,
+    /// How the target is written.
+    pub form: TargetForm,
+    /// Unit of the target (README column "unit / values"; error messages).
+    pub unit: &'static str,
+    /// What the target means (README column "meaning").
+    pub meaning: &'static str,
+    /// Default per-replica target.
+    pub default_target: f64,
+    /// Default weight (0: off unless the ScaledObject turns it on).
+    pub default_weight: f64,
+    /// Why the weight defaults as it does, when it needs saying (README).
+    pub weight_note: &'static str,
+}
+
+/// Every signal, in [`Signal::ALL`] order. Defaults chosen with `llm-scaler simulate` (sweep and
+/// hold-out in `docs/simulator.md`): 5500 tokens/s is what the modelled replica (Llama-3.1-70B
+/// FP8 on 2 x H100, vLLM TP2) serves within a TTFT 2 s / TPOT 100 ms SLO on ServeGen-like
+/// lengths; GPU utilisation is weighted 0 because under continuous batching the duty cycle sits
+/// near 100 % whatever the load (the simulator measures 97 % on a static fleet doing 29 % of its
+/// capacity).
+pub const SIGNALS: [SignalDef; 5] = [
+    SignalDef {
+        signal: Signal::QueueDepth,
+        name: "queue_depth",
+        target_key: "targetQueueDepth",
+        weight_key: "weightQueueDepth",
+        form: TargetForm::Positive,
+        unit: "requests waiting per replica",
+        meaning: "queue signal target",
+        default_target: 10.0,
+        default_weight: 1.0,
+        weight_note: "weight in the blend (0 disables)",
+    },
+    SignalDef {
+        signal: Signal::TokensPerSecond,
+        name: "tokens_per_second",
+        target_key: "targetTokensPerSecond",
+        weight_key: "weightTokensPerSecond",
+        form: TargetForm::Positive,
+        unit: "prompt+generation tokens/s per replica",
+        meaning: "throughput signal target: set it to what one of YOUR replicas serves within your SLO (5500 is the \
+                  simulator's Llama-3.1-70B on 2 x H100, see docs/simulator.md)",
+        default_target: 5500.0,
+        default_weight: 1.0,
+        weight_note: "",
+    },
+    SignalDef {
+        signal: Signal::Latency,
+        name: "latency",
+        target_key: "targetLatencySeconds",
+        weight_key: "weightLatency",
+        form: TargetForm::Positive,
+        unit: "seconds",
+        meaning: "latency signal target (below a 2 s TTFT SLO, so it acts first)",
+        default_target: 1.5,
+        default_weight: 1.0,
+        weight_note: "",
+    },
+    SignalDef {
+        signal: Signal::GpuUtilization,
+        name: "gpu_utilization",
+        target_key: "targetGpuUtilization",
+        weight_key: "weightGpuUtilization",
+        form: TargetForm::Ratio,
+        unit: "ratio or `70%`",
+        meaning: "GPU signal target",
+        default_target: 0.7,
+        default_weight: 0.0,
+        weight_note: "off by default: GPU duty cycle is ~100 % whenever a batch runs",
+    },
+    SignalDef {
+        signal: Signal::KvCacheUsage,
+        name: "kv_cache_usage",
+        target_key: "targetKvCacheUsage",
+        weight_key: "weightKvCacheUsage",
+        form: TargetForm::Ratio,
+        unit: "ratio or `80%`",
+        meaning: "KV-cache signal target",
+        default_target: 0.8,
+        default_weight: 1.0,
+        weight_note: "",
+    },
+];
 
 /// One value per signal, indexed by [`Signal`]: keeps per-signal settings in one typed place.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -130,25 +235,12 @@ fn ser_map<S: serde::Serializer>(m: &SignalMap<f64>, s: S) -> Result<S::Ok, S::E
 }
 
 impl Default for PolicyConfig {
-    /// Defaults chosen with `llm-scaler simulate` (sweep and hold-out in `docs/simulator.md`):
-    /// queue 10, tokens/s 5500, TTFT p99 1.5 s, GPU 70 %, KV 0.8 per replica, max blend, peak
-    /// factor 1.1, 2..20 replicas. 5500 tokens/s is what the modelled replica (Llama-3.1-70B FP8
-    /// on 2 x H100, vLLM TP2) serves within a TTFT 2 s / TPOT 100 ms SLO on ServeGen-like
-    /// lengths: set it to your replica's figure. GPU utilisation is weighted 0 because under
-    /// continuous batching the duty cycle sits near 100 % whatever the load (the simulator
-    /// measures 97 % on a static fleet doing 29 % of its capacity).
+    /// Per-signal targets and weights from [`SIGNALS`] (see there why); max blend, peak factor
+    /// 1.1 (tuned with the simulator, `docs/simulator.md`), 2..20 replicas.
     fn default() -> Self {
-        let mut targets = SignalMap::default();
-        targets.set(Signal::QueueDepth, 10.0);
-        targets.set(Signal::TokensPerSecond, 5500.0);
-        targets.set(Signal::Latency, 1.5);
-        targets.set(Signal::GpuUtilization, 0.7);
-        targets.set(Signal::KvCacheUsage, 0.8);
-        let mut weights = SignalMap::from_fn(|_| 1.0);
-        weights.set(Signal::GpuUtilization, 0.0);
         PolicyConfig {
-            targets,
-            weights,
+            targets: SignalMap::from_fn(|s| s.def().default_target),
+            weights: SignalMap::from_fn(|s| s.def().default_weight),
             blend: BlendMode::Max,
             peak_factor: 1.1,
             min_replicas: 2,
@@ -455,6 +547,20 @@ fn fmt_num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signal_table_is_in_signal_order_with_distinct_names_and_keys() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, def) in SIGNALS.iter().enumerate() {
+            assert_eq!(def.signal, Signal::ALL[i], "SIGNALS[{i}]");
+            assert_eq!(def.signal.def().name, def.name);
+            for k in [def.name, def.target_key, def.weight_key] {
+                assert!(seen.insert(k), "{k} appears twice");
+            }
+            assert!(def.default_target > 0.0 && def.default_weight >= 0.0);
+            assert!(def.form == TargetForm::Positive || def.default_target <= 1.0, "{}: a ratio target is at most 1", def.name);
+        }
+    }
 
     fn obs(ready: u32, totals: &[(Signal, f64, u32)]) -> FleetObservation {
         let mut o = FleetObservation { ready_pods: ready, ..Default::default() };

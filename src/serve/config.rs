@@ -12,12 +12,12 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{
     decide::policy::PolicyConfig,
     spec::tenancy::NamespaceAccess,
-    spec::{LatencyHistogram, LatencySpec, POLICY_KEYS, ParseContext, ScalerSpec, SpecError},
+    spec::{LatencyHistogram, LatencySpec, ParseContext, ScalerSpec, SpecError, policy_key_ignoring_case},
 };
 
 /// Log output format.
@@ -40,15 +40,117 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
         Many(Vec<String>),
     }
     let items = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::One(s) => vec![s],
         OneOrMany::Many(v) => v,
     };
-    Ok(items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    Ok(items.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("\"{s}\" is not a duration such as 5s or 10m: {e}")))
+}
+
+/// `llm-scaler serve`'s flags, one per setting, named as the setting. Given to the `config`
+/// crate as its last (highest) source by serialising the flags that were set, so no setting is
+/// typed twice: an unset flag is absent and leaves the setting to the environment, the file or
+/// the default.
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+pub struct ServeFlags {
+    /// gRPC listen address (KEDA's scalerAddress points here) [default: 0.0.0.0:9090].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_addr: Option<String>,
+    /// HTTP listen address for /metrics, /healthz, /readyz, /api/v1/decisions [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    /// Time between scrapes of a ScaledObject's pods, e.g. 5s [default: 5s].
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_interval: Option<String>,
+    /// Whole-request timeout of one scrape, e.g. 3s [default: 3s].
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_timeout: Option<String>,
+    /// Serve a decision for this many intervals after the last successful scrape, then answer
+    /// UNAVAILABLE [default: 3].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_intervals: Option<u32>,
+    /// Stop scraping a ScaledObject nobody asked about for this long, e.g. 10m [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Largest /metrics body accepted, in bytes [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Concurrent scrapes, process-wide [default: 256].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_concurrency: Option<usize>,
+    /// Run without Kubernetes: pods come only from the `endpoints` metadata key.
+    #[arg(long)]
+    #[serde(rename = "kube", skip_serializing_if = "is_false", serialize_with = "negated")]
+    pub no_kube: bool,
+    /// Accept the `endpoints` and `dcgmEndpoints` metadata keys (off by default: anyone who can
+    /// write a ScaledObject could otherwise make the scaler fetch arbitrary URLs).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_static_endpoints: bool,
+    /// Let ScaledObjects in namespace FROM read pods in namespace TO: rules FROM:TO, namespace
+    /// names or *, comma-separated or repeated (e.g. ml-platform:team-b, *:shared-models, or *
+    /// for all). Off by default: a ScaledObject reads pods only in its own namespace, and a
+    /// `namespace` key naming another is refused with InvalidArgument.
+    #[arg(long, value_name = "FROM:TO", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_cross_namespace: Vec<String>,
+    /// Label selector of the cluster's dcgm-exporter pods: the default of `dcgmSelector`, and
+    /// the only one accepted in a DCGM namespace a ScaledObject may not otherwise read
+    /// [default: app=nvidia-dcgm-exporter].
+    #[arg(long, value_name = "SELECTOR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcgm_selector: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or llm_scaler=debug [default: info; RUST_LOG wins].
+    #[arg(long, value_name = "FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// gRPC server certificate chain, PEM, leaf first (e.g. tls.crt of a cert-manager Secret).
+    /// With --tls-key, the gRPC port speaks TLS only (ALPN h2, TLS 1.2/1.3; KEDA: enableTLS
+    /// "true" and a caCert in the TriggerAuthentication); the HTTP port stays plaintext.
+    /// It must name the host of KEDA's scalerAddress. [default: none, plaintext h2c]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1; e.g. tls.key).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle, PEM: turns on mTLS. gRPC clients must present a certificate issued by it (KEDA:
+    /// tlsClientCert and tlsClientKey in the TriggerAuthentication); others are refused.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are re-read; a changed certificate is used for new connections
+    /// without a restart (open connections keep theirs), a broken one is logged and ignored,
+    /// e.g. 10s [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_reload_interval: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `--no-kube` sets `kube = false`.
+fn negated<S: serde::Serializer>(b: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(!*b)
 }
 
 /// Everything the server reads at start-up.
@@ -161,8 +263,8 @@ pub const DEFAULT_DCGM_SELECTOR: &str = "app=nvidia-dcgm-exporter";
 const ENV_DEFAULTS: &str = "LLM_SCALER_DEFAULTS__";
 
 impl Settings {
-    /// Loads defaults <- `file` <- environment <- `overrides` (flag name, value).
-    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+    /// Loads defaults <- `file` <- environment <- `flags`.
+    pub fn load(file: Option<&Path>, flags: &ServeFlags) -> Result<Self, ConfigError> {
         let mut b = config::Config::builder();
         if let Some(f) = file {
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml).required(true));
@@ -178,12 +280,10 @@ impl Settings {
         );
         for (k, v) in defaults {
             let name = &k[ENV_DEFAULTS.len()..];
-            let key = POLICY_KEYS.iter().find(|d| d.eq_ignore_ascii_case(name)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            let key = policy_key_ignoring_case(name).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
             b = b.set_override(format!("defaults.{key}"), v)?;
         }
-        for (k, v) in overrides {
-            b = b.set_override(*k, v.clone())?;
-        }
+        b = b.add_source(config::Config::try_from(flags)?);
         let s: Settings = b.build()?.try_deserialize()?;
         s.validate()?;
         Ok(s)
@@ -240,7 +340,7 @@ impl Settings {
         let mut meta = HashMap::new();
         for (k, v) in &self.defaults {
             // Accept any capitalisation, as for environment variables.
-            let key = POLICY_KEYS.iter().find(|d| d.eq_ignore_ascii_case(k)).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
+            let key = policy_key_ignoring_case(k).ok_or_else(|| ConfigError::NotADefault(k.clone()))?;
             meta.insert((*key).to_string(), v.clone());
         }
         let base_policy = PolicyConfig::default();
@@ -263,8 +363,26 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
     use crate::decide::policy::Signal;
+
+    /// The flags as `llm-scaler serve` parses them from a command line.
+    fn flags(args: &[&str]) -> ServeFlags {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: ServeFlags,
+        }
+        Cli::parse_from(std::iter::once("serve").chain(args.iter().copied())).flags
+    }
+
+    const STATIC: [&str; 2] = ["--no-kube", "--allow-static-endpoints"];
+
+    fn static_and(extra: &[&str]) -> ServeFlags {
+        flags(&STATIC.iter().chain(extra).copied().collect::<Vec<_>>())
+    }
 
     #[test]
     fn file_then_flags() {
@@ -276,7 +394,7 @@ mod tests {
             "scrape_interval = \"2s\"\nkube = false\nallow_static_endpoints = true\n[defaults]\ntargetQueueDepth = 4\npeakFactor = \"2\"\n",
         )
         .unwrap();
-        let s = Settings::load(Some(&f), &[("grpc_addr", "127.0.0.1:7000".into())]).unwrap();
+        let s = Settings::load(Some(&f), &flags(&["--grpc-addr", "127.0.0.1:7000"])).unwrap();
         assert_eq!(s.scrape_interval, Duration::from_secs(2));
         assert_eq!(s.grpc_addr, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(s.stale_after(), Duration::from_secs(6));
@@ -284,32 +402,28 @@ mod tests {
         assert_eq!(p.targets.get(Signal::QueueDepth), 4.0);
         assert_eq!(p.peak_factor, 2.0);
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\n[defaults]\npeakFactor = 0.5\n").unwrap();
-        let err = Settings::load(Some(&f), &[]).unwrap_err().to_string();
+        let err = Settings::load(Some(&f), &ServeFlags::default()).unwrap_err().to_string();
         assert!(err.contains("peakFactor") && err.contains("0.5"), "{err}");
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\n[defaults]\npodSelector = \"a=b\"\n").unwrap();
-        assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("podSelector"));
+        assert!(Settings::load(Some(&f), &ServeFlags::default()).unwrap_err().to_string().contains("podSelector"));
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nscrape_intervall = \"2s\"\n").unwrap();
-        assert!(Settings::load(Some(&f), &[]).unwrap_err().to_string().contains("scrape_intervall"));
+        assert!(Settings::load(Some(&f), &ServeFlags::default()).unwrap_err().to_string().contains("scrape_intervall"));
         std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn cross_namespace_rules_come_from_a_toml_list_or_a_comma_separated_flag_and_bad_ones_are_named() {
-        let base = || vec![("kube", "false".to_string()), ("allow_static_endpoints", "true".to_string())];
-        let s = Settings::load(None, &base()).unwrap();
+        let s = Settings::load(None, &static_and(&[])).unwrap();
         assert!(s.namespace_access().unwrap().is_own_namespace_only(), "off by default");
         assert_eq!(s.dcgm_selector, "app=nvidia-dcgm-exporter");
-        let mut o = base();
-        o.push(("allow_cross_namespace", "ml:team-b, *:shared".to_string()));
+        let o = static_and(&["--allow-cross-namespace", "ml:team-b,*:shared"]);
         let access = Settings::load(None, &o).unwrap().namespace_access().unwrap();
         assert!(access.allows("ml", "team-b") && access.allows("x", "shared") && !access.allows("ml", "team-c"));
         let dir = tempfile_dir("xns");
         let f = dir.join("c.toml");
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nallow_cross_namespace = [\"ml:team-b\"]\n").unwrap();
-        assert!(Settings::load(Some(&f), &[]).unwrap().namespace_access().unwrap().allows("ml", "team-b"));
-        let mut o = base();
-        o.push(("allow_cross_namespace", "team-b".to_string()));
-        let err = Settings::load(None, &o).unwrap_err().to_string();
+        assert!(Settings::load(Some(&f), &ServeFlags::default()).unwrap().namespace_access().unwrap().allows("ml", "team-b"));
+        let err = Settings::load(None, &static_and(&["--allow-cross-namespace", "team-b"])).unwrap_err().to_string();
         assert!(err.contains("allow_cross_namespace") && err.contains("\"team-b\""), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -322,11 +436,9 @@ mod tests {
 
     #[test]
     fn tls_needs_cert_and_key_together() {
-        let base = [("kube", "false".to_string()), ("allow_static_endpoints", "true".to_string())];
         let load = |extra: &[(&str, &str)]| {
-            let mut o: Vec<(&str, String)> = base.to_vec();
-            o.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-            Settings::load(None, &o)
+            let args: Vec<String> = extra.iter().flat_map(|(k, v)| [format!("--{}", k.replace('_', "-")), v.to_string()]).collect();
+            Settings::load(None, &static_and(&args.iter().map(String::as_str).collect::<Vec<_>>()))
         };
         let s = load(&[]).unwrap();
         assert_eq!((s.tls_cert, s.tls_reload_interval), (None, Duration::from_secs(10)));

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use crate::read::dcgm::GpuField;
 use crate::{
-    decide::policy::{BlendMode, PolicyConfig, Signal},
+    decide::policy::{BlendMode, PolicyConfig, SIGNALS, Signal, TargetForm},
     spec::tenancy::{NamespaceAccess, is_namespace_name},
 };
 
@@ -230,30 +230,23 @@ const SOURCE_KEYS: &[&str] = &[
     "dcgmEndpoints",
 ];
 
-/// Keys of the policy: valid in metadata, and server-wide in the configuration's `[defaults]`.
-pub const POLICY_KEYS: &[&str] = &[
-    "targetQueueDepth",
-    "targetTokensPerSecond",
-    "targetLatencySeconds",
-    "latencyMetric",
-    "latencyQuantile",
-    "latencyWindow",
-    "targetGpuUtilization",
-    "targetKvCacheUsage",
-    "weightQueueDepth",
-    "weightTokensPerSecond",
-    "weightLatency",
-    "weightGpuUtilization",
-    "weightKvCacheUsage",
-    "blendMode",
-    "peakFactor",
-    "minReplicas",
-    "maxReplicas",
-    "activationThreshold",
-];
+/// Keys of the policy other than each signal's target and weight (those come from
+/// [`SIGNALS`]): valid in metadata, and server-wide in the configuration's `[defaults]`.
+const OTHER_POLICY_KEYS: &[&str] =
+    &["latencyMetric", "latencyQuantile", "latencyWindow", "blendMode", "peakFactor", "minReplicas", "maxReplicas", "activationThreshold"];
+
+/// Every policy key: each signal's target, then each signal's weight, then the rest.
+pub fn policy_keys() -> impl Iterator<Item = &'static str> {
+    SIGNALS.iter().map(|d| d.target_key).chain(SIGNALS.iter().map(|d| d.weight_key)).chain(OTHER_POLICY_KEYS.iter().copied())
+}
 
 fn find_key(name: &str) -> Option<&'static str> {
     known_keys().find(|k| *k == name)
+}
+
+/// The policy key spelled `name` in any capitalisation (environment variables, `[defaults]`).
+pub fn policy_key_ignoring_case(name: &str) -> Option<&'static str> {
+    policy_keys().find(|k| k.eq_ignore_ascii_case(name))
 }
 
 /// Keys KEDA itself always or often sends to every external scaler; accepted and ignored.
@@ -424,8 +417,10 @@ impl ScalerSpec {
             "none" => Some(false),
             _ => None,
         })?;
-        let weight_enabled =
-            m.non_negative("weightGpuUtilization", "weight")?.unwrap_or(ctx.policy_defaults.weights.get(Signal::GpuUtilization)) > 0.0;
+        let weight_enabled = m
+            .non_negative(Signal::GpuUtilization.def().weight_key, "weight")?
+            .unwrap_or(ctx.policy_defaults.weights.get(Signal::GpuUtilization))
+            > 0.0;
         // Scrape DCGM when asked explicitly, or when the GPU signal has weight; otherwise the
         // extra scrapes buy nothing.
         let enabled = source.unwrap_or(weight_enabled);
@@ -479,38 +474,21 @@ impl ScalerSpec {
 
     fn policy(m: &Meta<'_>, d: &PolicyConfig) -> Result<PolicyConfig, SpecError> {
         let mut p = d.clone();
-        let targets: [(&'static str, Signal, &str); 5] = [
-            ("targetQueueDepth", Signal::QueueDepth, "requests waiting per replica"),
-            ("targetTokensPerSecond", Signal::TokensPerSecond, "prompt+generation tokens per second per replica"),
-            ("targetLatencySeconds", Signal::Latency, "seconds"),
-            ("targetGpuUtilization", Signal::GpuUtilization, ""),
-            ("targetKvCacheUsage", Signal::KvCacheUsage, ""),
-        ];
-        for (key, sig, what) in targets {
-            let v = if matches!(sig, Signal::GpuUtilization | Signal::KvCacheUsage) {
-                m.parse(key, "a ratio in (0, 1] such as 0.7, or a percentage such as 70%", ratio)?
-            } else {
-                m.positive(key, what)?
+        for def in &SIGNALS {
+            let target = match def.form {
+                TargetForm::Ratio => m.parse(def.target_key, "a ratio in (0, 1] such as 0.7, or a percentage such as 70%", ratio)?,
+                TargetForm::Positive => m.positive(def.target_key, def.unit)?,
             };
-            if let Some(v) = v {
-                p.targets.set(sig, v);
+            if let Some(v) = target {
+                p.targets.set(def.signal, v);
             }
-        }
-        let weights: [(&'static str, Signal); 5] = [
-            ("weightQueueDepth", Signal::QueueDepth),
-            ("weightTokensPerSecond", Signal::TokensPerSecond),
-            ("weightLatency", Signal::Latency),
-            ("weightGpuUtilization", Signal::GpuUtilization),
-            ("weightKvCacheUsage", Signal::KvCacheUsage),
-        ];
-        for (key, sig) in weights {
-            if let Some(w) = m.non_negative(key, "weight; 0 disables the signal")? {
-                p.weights.set(sig, w);
+            if let Some(w) = m.non_negative(def.weight_key, "weight; 0 disables the signal")? {
+                p.weights.set(def.signal, w);
             }
         }
         if Signal::ALL.iter().all(|s| p.weights.get(*s) == 0.0) {
             return Err(SpecError::Conflict {
-                key: "weightQueueDepth".into(),
+                key: Signal::QueueDepth.def().weight_key.into(),
                 problem: "every signal weight is 0: at least one signal must be enabled".into(),
             });
         }
@@ -549,7 +527,7 @@ impl ScalerSpec {
 
 /// Every metadata key (README documents each).
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
-    SOURCE_KEYS.iter().chain(POLICY_KEYS).copied()
+    SOURCE_KEYS.iter().copied().chain(policy_keys())
 }
 
 mod humantime_ser {
@@ -584,6 +562,19 @@ mod tests {
 
     fn meta(kv: &[(&str, &str)]) -> HashMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_readmes_signal_rows_are_the_signal_table() {
+        let readme = include_str!("../../README.md");
+        for def in &SIGNALS {
+            let target = format!("| `{}` | `{}` | {} | {} |", def.target_key, def.default_target, def.unit, def.meaning);
+            let note = if def.weight_note.is_empty() { " ".to_string() } else { format!(" {} ", def.weight_note) };
+            let weight = format!("| `{}` | `{}` | >= 0 |{note}|", def.weight_key, def.default_weight);
+            for row in [target, weight] {
+                assert!(readme.lines().any(|l| l.trim_end() == row.trim_end()), "README's metadata table lacks the row\n{row}");
+            }
+        }
     }
 
     #[test]
