@@ -231,7 +231,7 @@ build() {
 	# GOPATH-mode build as Debian's rules do; `go build -mod=vendor` does not work for this tree.
 	mkdir -p "$src/.go/src/k8s.io"
 	ln -sfn ../../.. "$src/.go/src/k8s.io/kubernetes"
-	log "building $WHAT with Go 1.19 (about 5 min on 2 cores)"
+	log "building $WHAT with Go 1.19 (3-6 min on 2 cores)"
 	local started=$SECONDS
 	run_make "$src" WHAT="$WHAT" || die "make WHAT=\"$WHAT\" failed in $src (tree kept for inspection)"
 	log "build took $((SECONDS - started)) s"

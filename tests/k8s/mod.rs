@@ -95,7 +95,7 @@ fn build_kube_apiserver() -> Result<PathBuf, String> {
     // with this process's environment (cargo's OUT_DIR included): the script owns what its
     // `make` sees, which tests/build_script.rs proves.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/build.sh");
-    eprintln!("[k8s] ensuring kube-apiserver {K8S_VERSION} via {} (a cold build takes about 9 min on 2 cores)", script.display());
+    eprintln!("[k8s] ensuring kube-apiserver {K8S_VERSION} via {} (a cold build takes 3-6 min on 2 cores)", script.display());
     // Its progress goes straight to the test's stderr (a cold build takes minutes); on failure
     // the script's marker holds the cause and the last lines of the build.
     let status = Command::new("bash")
