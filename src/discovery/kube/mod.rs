@@ -7,9 +7,11 @@
 //!   asking for the same `(namespace, selector)`. Reading it is a memory read.
 //! * `selector`: a `LabelSelector` rendered as the string the list and watch calls take.
 //!
-//! [`KubeDiscovery`] holds the client and the shared watches, and is the only entry point.
+//! [`KubeDiscovery`] holds the client and the shared watches, and is the entry point;
+//! [`KubeFleet`] is one ScaledObject's use of it (which selector, re-resolved when, its watch).
 
 mod error;
+mod fleet;
 #[cfg(test)]
 mod mock_api;
 mod scale_target;
@@ -22,6 +24,7 @@ use kube::Client;
 use tracing::debug;
 
 pub use error::DiscoveryError;
+pub use fleet::{KubeFleet, PodsError};
 pub use selector::selector_string;
 pub use watch::{PodWatch, pod_info};
 
