@@ -74,6 +74,11 @@ impl KubeFleet {
         KubeFleet { discovery, namespace: namespace.to_string(), selector, watched: None }
     }
 
+    /// The discovery this fleet watches through (and its dcgm-exporters may too).
+    pub fn discovery(&self) -> &KubeDiscovery {
+        &self.discovery
+    }
+
     /// The pods now, from the watch cache (an API call only to resolve a scale target's
     /// selector, at most every five minutes).
     pub async fn pods(&mut self) -> Result<Vec<PodInfo>, PodsError> {
