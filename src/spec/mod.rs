@@ -761,6 +761,7 @@ mod tests {
         let err = ScalerSpec::parse(&meta(&[("modelNameFromEnv", "a"), ("modelName", "b")]), &ctx(&p, &l)).unwrap_err().to_string();
         assert!(err.contains("given twice"), "{err}");
     }
+
     #[test]
     fn static_endpoints_cannot_be_combined_with_a_metrics_port_because_each_endpoint_carries_its_own() {
         let p = PolicyConfig::default();
