@@ -255,6 +255,56 @@ async fn static_endpoints_are_refused_unless_allowed() {
     server.shutdown().await.unwrap();
 }
 
+/// An in-process fleet of no pods (what the demo and the benchmarks plug in).
+struct NoPods;
+
+impl llm_scaler::discovery::PodLister for NoPods {
+    fn pods(&self, _: &str, _: &str) -> Vec<llm_scaler::discovery::PodInfo> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn what_an_in_process_fleet_cannot_provide_is_invalid_argument_naming_the_key() {
+    let mode = llm_scaler::serve::server::DiscoveryMode::Custom(std::sync::Arc::new(NoPods));
+    let server = llm_scaler::serve::server::Server::start(settings(100), mode).await.unwrap();
+    let mut c =
+        llm_scaler::proto::external_scaler_client::ExternalScalerClient::connect(format!("http://{}", server.grpc_addr)).await.unwrap();
+    for (k, v, key) in
+        [("gpuSource", "dcgm", "dcgmEndpoints"), ("weightGpuUtilization", "1", "dcgmEndpoints"), ("podSelector", "app=vllm", "podSelector")]
+    {
+        let e = loop {
+            match c.get_metric_spec(so("ai", "x", &[(k, v.into())])).await {
+                Err(e) if e.code() == Code::Unavailable => tokio::time::sleep(Duration::from_millis(20)).await, // still starting
+                r => break r.unwrap_err(),
+            }
+        };
+        assert_eq!(e.code(), Code::InvalidArgument, "{k}: {e:?}");
+        assert!(e.message().contains(&format!("\"{key}\"")), "{k}: {}", e.message());
+    }
+    c.get_metric_spec(so("ai", "x", &[])).await.expect("plain metadata is fine in-process");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_that_static_endpoints_would_ignore_are_invalid_argument_naming_the_key() {
+    let mut h = Harness::start(settings(100)).await;
+    for (k, v, with) in
+        [("metricsPort", "9000", "endpoints"), ("dcgmPort", "9400", "dcgmEndpoints"), ("dcgmNamespace", "gpu-operator", "dcgmEndpoints")]
+    {
+        let meta = [
+            ("endpoints", "127.0.0.2:8000".to_string()),
+            ("gpuSource", "dcgm".into()),
+            ("dcgmEndpoints", "127.0.0.3:9400".into()),
+            (k, v.into()),
+        ];
+        let e = h.client.get_metric_spec(so("ai", "x", &meta)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{k}");
+        assert!(e.message().contains(&format!("\"{k}\"")) && e.message().contains(&format!("with \"{with}\"")), "{k}: {}", e.message());
+    }
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn many_scaledobjects_without_cross_talk() {
     let mut h = Harness::start(settings(100)).await;

@@ -1,12 +1,24 @@
-//! Which pods make up a fleet: the source of truth for "what to scrape".
+//! Which pods make up a fleet, and which dcgm-exporters report their GPUs: the source of truth
+//! for "what to scrape".
 //!
-//! Two sources exist: Kubernetes (a watch-based cache, see [`kube`]) and a static list of
-//! endpoints given in metadata (only when the operator allowed it). Both produce [`PodInfo`]
-//! snapshots; the scrape loop never talks to the API server itself.
+//! The server has one [`Discovery`] (Kubernetes, an in-process fleet, or none); each ScaledObject
+//! gets one [`FleetSource`], built once from its typed spec and that discovery, which the
+//! collector only asks for the pods of this tick and the exporters of those pods. The scrape loop
+//! never talks to the API server itself.
+//!
+//! * [`source`]: [`FleetSource`], where one ScaledObject's pods come from.
+//! * [`exporters`]: the dcgm-exporters covering a fleet's pods.
+//! * [`kube`]: the Kubernetes side (scale targets, shared pod watches, selectors).
 
+pub mod exporters;
 pub mod kube;
+pub mod source;
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
+
+pub use exporters::Exporter;
+pub use kube::PodsError;
+pub use source::FleetSource;
 
 /// What the scaler knows about one pod of a fleet at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +49,17 @@ pub trait PodLister: Send + Sync + 'static {
     fn pods(&self, namespace: &str, name: &str) -> Vec<PodInfo>;
 }
 
+/// How the server is to find pods, as its caller chooses it: [`Discovery`] once connected.
+#[derive(Clone)]
+pub enum DiscoveryMode {
+    /// Static endpoints only.
+    None,
+    /// Kubernetes, connected at start-up (retried until it answers).
+    Kube,
+    /// An in-process fleet (demo, simulator, benchmarks).
+    Custom(Arc<dyn PodLister>),
+}
+
 /// Where the server finds pods for ScaledObjects that do not list static endpoints.
 #[derive(Clone)]
 pub enum Discovery {
@@ -45,7 +68,15 @@ pub enum Discovery {
     /// The Kubernetes API (watch-based caches).
     Kube(kube::KubeDiscovery),
     /// An in-process fleet.
-    Custom(std::sync::Arc<dyn PodLister>),
+    Custom(Arc<dyn PodLister>),
+}
+
+impl Discovery {
+    /// Whether pods can be found without static `endpoints` (what metadata parsing calls
+    /// `kube_enabled`).
+    pub fn finds_pods(&self) -> bool {
+        !matches!(self, Discovery::None)
+    }
 }
 
 impl std::fmt::Debug for Discovery {

@@ -5,12 +5,7 @@
 //! and counted, never read as zero load. A tick in which no pod could be scraped produces no
 //! decision: the previous one is served until it goes stale, then RPCs answer UNAVAILABLE.
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc};
 
 use futures::{StreamExt, stream};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -18,142 +13,19 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     decide::{Decider, Tick, policy::Decision},
-    discovery::{Discovery, PodInfo, kube::PodWatch},
+    discovery::{Exporter, FleetSource, PodInfo},
     read::dcgm::DcgmExtractor,
     read::vllm::{PodSample, VllmExtractor},
     run::target::{Shared, Target},
     run::telemetry::PodLabels,
-    spec::{GpuField, GpuSource, PodSource, ScalerSpec},
+    spec::{GpuField, ScalerSpec},
 };
 
-/// How often a scale target's selector is looked up again (it rarely changes).
-const RESOLVE_EVERY: Duration = Duration::from_secs(300);
-
-/// Where this ScaledObject's pods come from, with any cached discovery state.
-enum FleetPods {
-    Static(Vec<PodInfo>),
-    Custom(Arc<dyn crate::discovery::PodLister>),
-    Kube {
-        disc: crate::discovery::kube::KubeDiscovery,
-        namespace: String,
-        explicit: Option<String>,
-        watch: Option<(String, PodWatch, Instant)>,
-    },
-    Unavailable(&'static str),
-}
-
-impl FleetPods {
-    fn new(spec: &ScalerSpec, discovery: &Discovery) -> Self {
-        match (&spec.pods, discovery) {
-            (PodSource::Static(eps), _) => FleetPods::Static(
-                eps.iter()
-                    .map(|e| PodInfo { name: e.name.clone(), namespace: String::new(), ip: Some(e.addr.ip()), node: None, ready: true })
-                    .collect(),
-            ),
-            (PodSource::Kube { .. }, Discovery::Custom(l)) => FleetPods::Custom(l.clone()),
-            (PodSource::Kube { namespace, selector }, Discovery::Kube(d)) => {
-                FleetPods::Kube { disc: d.clone(), namespace: namespace.clone(), explicit: selector.clone(), watch: None }
-            }
-            (PodSource::Kube { .. }, Discovery::None) => FleetPods::Unavailable("Kubernetes discovery is disabled (--no-kube)"),
-        }
-    }
-
-    /// The pods now, from memory (an API call only to resolve a scale target's selector, at
-    /// most every few minutes).
-    async fn pods(&mut self, namespace: &str, name: &str) -> Result<Vec<PodInfo>, String> {
-        match self {
-            FleetPods::Static(p) => Ok(p.clone()),
-            FleetPods::Custom(l) => Ok(l.pods(namespace, name)),
-            FleetPods::Unavailable(why) => Err((*why).to_string()),
-            FleetPods::Kube { disc, namespace: pod_ns, explicit, watch } => {
-                let due = watch.as_ref().is_none_or(|(_, _, at)| explicit.is_none() && at.elapsed() >= RESOLVE_EVERY);
-                if due {
-                    let selector = match explicit {
-                        Some(s) => Ok(s.clone()),
-                        None => disc.resolve_selector(namespace, name).await.map_err(|e| e.to_string()),
-                    };
-                    match selector {
-                        Ok(sel) if watch.as_ref().is_some_and(|(s, _, _)| *s == sel) => {
-                            if let Some(w) = watch.as_mut() {
-                                w.2 = Instant::now();
-                            }
-                        }
-                        Ok(sel) => {
-                            info!(selector = %sel, namespace = %pod_ns, "watching pods");
-                            let w = disc.watch_pods(pod_ns, &sel);
-                            *watch = Some((sel, w, Instant::now()));
-                        }
-                        // Keep the last known selector and cache while the API server is away.
-                        Err(e) if watch.is_some() => {
-                            warn!(error = %e, "could not refresh the scale target's selector; keeping the last one")
-                        }
-                        Err(e) => return Err(format!("cannot find the pods: {e}")),
-                    }
-                }
-                let Some((sel, w, _)) = watch.as_ref() else { return Err("pod selector not resolved yet".into()) };
-                if !w.is_synced() {
-                    return Err(format!("pod cache for \"{sel}\" in {pod_ns} has not synced with the API server yet"));
-                }
-                Ok(w.snapshot())
-            }
-        }
-    }
-}
-
-/// Where the GPU numbers of the fleet's pods come from.
-enum GpuPods {
-    None,
-    Static(Vec<SocketAddr>, GpuField),
-    Kube { watch: PodWatch, port: u16, field: GpuField },
-}
-
-impl GpuPods {
-    fn new(spec: &ScalerSpec, discovery: &Discovery) -> Self {
-        match (&spec.gpu, discovery) {
-            (GpuSource::None, _) => GpuPods::None,
-            (GpuSource::StaticDcgm { endpoints, field }, _) => GpuPods::Static(endpoints.clone(), *field),
-            (GpuSource::KubeDcgm { namespace, selector, port, field }, Discovery::Kube(d)) => {
-                GpuPods::Kube { watch: d.watch_pods(namespace, selector), port: *port, field: *field }
-            }
-            (GpuSource::KubeDcgm { .. }, _) => GpuPods::None,
-        }
-    }
-
-    /// `(exporter address, pods of the fleet it covers, field)` for every exporter to scrape.
-    fn plan<'p>(&self, ready: &'p [PodInfo]) -> Vec<(SocketAddr, Vec<&'p str>, GpuField)> {
-        match self {
-            GpuPods::None => Vec::new(),
-            GpuPods::Static(eps, field) => {
-                let all: Vec<&str> = ready.iter().map(|p| p.name.as_str()).collect();
-                eps.iter().map(|a| (*a, all.clone(), *field)).collect()
-            }
-            GpuPods::Kube { watch, port, field } => {
-                let exporters = watch.snapshot();
-                let mut by_node: HashMap<&str, Vec<&str>> = HashMap::new();
-                for p in ready {
-                    if let Some(n) = p.node.as_deref() {
-                        by_node.entry(n).or_default().push(p.name.as_str());
-                    }
-                }
-                by_node
-                    .into_iter()
-                    .filter_map(|(node, pods)| {
-                        let ex = exporters.iter().find(|e| e.node.as_deref() == Some(node) && e.scrapeable().is_some())?;
-                        Some((SocketAddr::new(ex.ip?, *port), pods, *field))
-                    })
-                    .collect()
-            }
-        }
-    }
-}
-
-/// Runs until the ScaledObject goes idle.
-pub async fn run(shared: Arc<Shared>, target: Arc<Target>) {
+/// Runs until the ScaledObject goes idle, finding its pods through `fleet`.
+pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSource) {
     let span = info_span!("scaledobject", namespace = %target.key.namespace, name = %target.key.name);
     async move {
         let spec = target.spec.clone();
-        let mut pods = FleetPods::new(&spec, &shared.discovery);
-        let gpus = GpuPods::new(&spec, &shared.discovery);
         let mut decider = Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile);
         let mut known: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(shared.settings.interval);
@@ -165,7 +37,7 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>) {
                 break;
             }
             let started = Instant::now();
-            tick(&shared, &target, &spec, &mut pods, &gpus, &mut decider, &mut known).await;
+            tick(&shared, &target, &spec, &mut fleet, &mut decider, &mut known).await;
             shared.metrics.tick(&target.labels, started.elapsed().as_secs_f64());
         }
         for pod in known {
@@ -180,24 +52,23 @@ async fn tick(
     shared: &Shared,
     target: &Target,
     spec: &ScalerSpec,
-    fleet: &mut FleetPods,
-    gpus: &GpuPods,
+    fleet: &mut FleetSource,
     decider: &mut Decider,
     known: &mut HashSet<String>,
 ) {
     let now = shared.origin.elapsed();
-    let all = match fleet.pods(&target.key.namespace, &target.key.name).await {
+    let all = match fleet.pods().await {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "pod discovery failed");
-            target.store.record_problem(e);
+            target.store.record_problem(e.to_string());
             shared.metrics.unavailable(&target.labels);
             return;
         }
     };
     let (ready, starting): (Vec<PodInfo>, Vec<PodInfo>) = all.into_iter().partition(|p| p.scrapeable().is_some());
-    let results = scrape_pods(shared, target, spec, &ready).await;
-    let gpu_activity = scrape_gpus(shared, target, gpus, &ready).await;
+    let results = scrape_pods(shared, target, spec, fleet, &ready).await;
+    let gpu_activity = scrape_gpus(shared, fleet, &ready).await;
     let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
     forget_departed(shared, target, &ready_names, known);
     let tick = Tick { now, starting: starting.len() as u32, pods: results, gpus: gpu_activity };
@@ -243,23 +114,12 @@ async fn scrape_pods<'p>(
     shared: &Shared,
     target: &Target,
     spec: &ScalerSpec,
+    fleet: &FleetSource,
     ready: &'p [PodInfo],
 ) -> Vec<(&'p str, Result<PodSample, String>)> {
     // Futures collected first: a `stream::map` closure over borrowed pods trips the compiler's
     // higher-ranked Send check inside `tokio::spawn`.
-    // Static endpoints carry their own port; discovered pods use `metricsPort`.
-    let static_addrs: HashMap<&str, SocketAddr> = match &spec.pods {
-        PodSource::Static(eps) => eps.iter().map(|e| (e.name.as_str(), e.addr)).collect(),
-        PodSource::Kube { .. } => HashMap::new(),
-    };
-    let futs: Vec<_> = ready
-        .iter()
-        .map(|pod| {
-            let addr =
-                static_addrs.get(pod.name.as_str()).copied().or_else(|| pod.scrapeable().map(|ip| SocketAddr::new(ip, spec.metrics_port)));
-            scrape_pod(shared, target, spec, pod, addr)
-        })
-        .collect();
+    let futs: Vec<_> = ready.iter().map(|pod| scrape_pod(shared, target, spec, pod, fleet.metrics_addr(pod))).collect();
     stream::iter(futs).buffer_unordered(shared.settings.per_target_concurrency.max(1)).collect().await
 }
 
@@ -302,10 +162,10 @@ async fn scrape_pod<'p>(
 }
 
 /// GPU activity of the Ready pods, from the dcgm-exporter on each of their nodes.
-async fn scrape_gpus<'p>(shared: &Shared, target: &Target, gpus: &GpuPods, ready: &'p [PodInfo]) -> Vec<(&'p str, f64)> {
-    let plan = gpus.plan(ready);
-    let ns = target.pod_namespace();
-    let futs: Vec<_> = plan.into_iter().map(|(addr, pods, field)| scrape_dcgm(shared, ns, addr, pods, field)).collect();
+async fn scrape_gpus<'p>(shared: &Shared, fleet: &FleetSource, ready: &'p [PodInfo]) -> Vec<(&'p str, f64)> {
+    let ns = fleet.namespace();
+    let futs: Vec<_> =
+        fleet.exporters(ready).into_iter().map(|Exporter { addr, pods, field }| scrape_dcgm(shared, ns, addr, pods, field)).collect();
     let results: Vec<_> = stream::iter(futs).buffer_unordered(shared.settings.per_target_concurrency.max(1)).collect().await;
     let mut activity = Vec::new();
     for (url, pods, res) in results {

@@ -13,7 +13,7 @@ use std::{
 };
 
 use crate::{
-    discovery::Discovery,
+    discovery::FleetSource,
     run::{
         collector,
         target::{Shared, Target, TargetKey},
@@ -83,7 +83,7 @@ impl Registry {
                 policy_defaults: &s.policy_defaults,
                 latency_defaults: &s.latency_defaults,
                 allow_static_endpoints: s.allow_static_endpoints,
-                kube_enabled: !matches!(s.discovery, Discovery::None),
+                kube_enabled: s.discovery.finds_pods(),
                 namespace_access: &s.namespace_access,
                 dcgm_selector: &s.dcgm_selector,
             },
@@ -93,17 +93,18 @@ impl Registry {
             t.touch(s.origin);
             return Ok(t.clone());
         }
+        let fleet = FleetSource::new(namespace, name, &spec, &s.discovery)?;
         let target = Arc::new(Target::new(key.clone(), meta.clone(), spec, s.settings.stale_after));
         target.touch(s.origin);
-        tracing::info!(namespace, scaledobject = name, spec = ?target.spec, "collecting new ScaledObject");
-        target.set_task(tokio::spawn(Self::run(self.shared.clone(), self.targets.clone(), target.clone())));
+        tracing::info!(namespace, scaledobject = name, spec = ?target.spec, ?fleet, "collecting new ScaledObject");
+        target.set_task(tokio::spawn(Self::run(self.shared.clone(), self.targets.clone(), target.clone(), fleet)));
         w.insert(key, target.clone());
         s.metrics.set_targets(w.len());
         Ok(target)
     }
 
-    async fn run(shared: Arc<Shared>, targets: Targets, target: Arc<Target>) {
-        collector::run(shared.clone(), target.clone()).await;
+    async fn run(shared: Arc<Shared>, targets: Targets, target: Arc<Target>, fleet: FleetSource) {
+        collector::run(shared.clone(), target.clone(), fleet).await;
         let mut w = targets.write().unwrap_or_else(|p| p.into_inner());
         if w.get(&target.key).is_some_and(|t| Arc::ptr_eq(t, &target)) {
             w.remove(&target.key);

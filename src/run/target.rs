@@ -134,14 +134,6 @@ impl Target {
         StreamGuard(self.clone())
     }
 
-    /// Namespace of the fleet's pods (where dcgm-exporter's `namespace` label must point).
-    pub fn pod_namespace(&self) -> &str {
-        match &self.spec.pods {
-            crate::spec::PodSource::Kube { namespace, .. } => namespace,
-            crate::spec::PodSource::Static(_) => &self.key.namespace,
-        }
-    }
-
     /// Whether a push stream is open.
     pub fn has_streams(&self) -> bool {
         self.streams.load(Ordering::Relaxed) > 0

@@ -25,7 +25,7 @@ use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::{
-    discovery::{Discovery, PodLister, kube::KubeDiscovery},
+    discovery::{Discovery, kube::KubeDiscovery},
     fetch::scrape::{ScrapeConfig, Scraper},
     proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
     run::telemetry::Metrics,
@@ -40,16 +40,8 @@ use crate::{
     serve::transport::{no_delay, stopped},
 };
 
-/// How pods are found.
-#[derive(Clone)]
-pub enum DiscoveryMode {
-    /// Static endpoints only.
-    None,
-    /// Kubernetes, connected at start-up (retried until it answers).
-    Kube,
-    /// An in-process fleet (demo, simulator, benchmarks).
-    Custom(Arc<dyn PodLister>),
-}
+/// How pods are found (defined with [`Discovery`], which it becomes once connected).
+pub use crate::discovery::DiscoveryMode;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]

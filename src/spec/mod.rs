@@ -386,7 +386,8 @@ impl ScalerSpec {
                         .to_string(),
                 });
             }
-            for other in ["podSelector", "namespace"] {
+            // Each endpoint names its own address: a selector, namespace or port would be ignored.
+            for other in ["podSelector", "namespace", "metricsPort"] {
                 if let Some((ok, _)) = m.get(other) {
                     return Err(SpecError::Conflict { key: ok.to_string(), problem: format!("cannot be combined with \"{k}\"") });
                 }
@@ -433,6 +434,12 @@ impl ScalerSpec {
                     key: k.to_string(),
                     problem: "static endpoints are disabled on this server (start it with --allow-static-endpoints)".to_string(),
                 });
+            }
+            // Fixed exporters replace discovering them: the keys that find them would be ignored.
+            for other in ["dcgmNamespace", "dcgmSelector", "dcgmPort"] {
+                if let Some((ok, _)) = m.get(other) {
+                    return Err(SpecError::Conflict { key: ok.to_string(), problem: format!("cannot be combined with \"{k}\"") });
+                }
             }
             return Ok(GpuSource::StaticDcgm { endpoints: endpoints(k, v)?.into_iter().map(|e| e.addr).collect(), field });
         }
@@ -744,5 +751,41 @@ mod tests {
         assert_eq!(s.model_name.as_deref(), Some("llama"));
         let err = ScalerSpec::parse(&meta(&[("modelNameFromEnv", "a"), ("modelName", "b")]), &ctx(&p, &l)).unwrap_err().to_string();
         assert!(err.contains("given twice"), "{err}");
+    }
+
+    #[test]
+    fn static_endpoints_cannot_be_combined_with_a_metrics_port_because_each_endpoint_carries_its_own() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let err = ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000"), ("metricsPort", "9000")]), &ctx(&p, &l)).unwrap_err();
+        assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "metricsPort"), "{err:?}");
+        assert!(err.to_string().contains("cannot be combined with \"endpoints\""), "{err}");
+    }
+
+    #[test]
+    fn fixed_dcgm_endpoints_cannot_be_combined_with_the_keys_that_would_discover_exporters() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        for key in ["dcgmNamespace", "dcgmSelector", "dcgmPort", "dcgmPortFromEnv"] {
+            let value = if key.starts_with("dcgmPort") { "9400" } else { "gpu-operator" };
+            let m = meta(&[("endpoints", "127.0.0.2:8000"), ("gpuSource", "dcgm"), ("dcgmEndpoints", "127.0.0.3:9400"), (key, value)]);
+            let err = ScalerSpec::parse(&m, &ctx(&p, &l)).unwrap_err();
+            assert!(matches!(&err, SpecError::Conflict { key: k, .. } if k == key), "{key}: {err:?}");
+            assert!(err.to_string().contains("cannot be combined with \"dcgmEndpoints\""), "{err}");
+        }
+        let alone = meta(&[("endpoints", "127.0.0.2:8000"), ("gpuSource", "dcgm"), ("dcgmEndpoints", "127.0.0.3:9400")]);
+        assert!(matches!(ScalerSpec::parse(&alone, &ctx(&p, &l)).unwrap().gpu, GpuSource::StaticDcgm { .. }));
+    }
+
+    #[test]
+    fn dcgm_discovery_without_kubernetes_pods_is_refused_naming_dcgm_endpoints() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let mut c = ctx(&p, &l);
+        c.kube_enabled = false;
+        for gpu in [("gpuSource", "dcgm"), ("weightGpuUtilization", "1")] {
+            let err = ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000"), gpu]), &c).unwrap_err();
+            assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "dcgmEndpoints"), "{gpu:?}: {err:?}");
+        }
     }
 }
