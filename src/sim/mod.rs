@@ -11,7 +11,8 @@
 //! replicas behind a gateway), [`accounting`] (what the requests got); the cluster's side:
 //! [`hpa`], [`kpa`], [`scrape`] (what the policies read) and [`driver`] (who acts when);
 //! [`config`] and [`lineup`] set a run up, [`replay`] runs one policy, [`pool`] runs them all,
-//! [`capacity`] measures a replica, [`report`] and [`plots`] show the outcome.
+//! [`capacity`] measures a replica, [`report`] and [`plots`] show the outcome. [`pods`] serves
+//! rendered bodies over loopback HTTP for the demo, the integration tests and the benches.
 
 pub mod accounting;
 pub mod capacity;
@@ -25,6 +26,7 @@ pub mod hpa;
 pub mod kpa;
 pub mod lineup;
 pub mod plots;
+pub mod pods;
 pub mod pool;
 pub mod render;
 pub mod replay;
