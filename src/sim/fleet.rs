@@ -33,9 +33,9 @@ pub struct Pod {
     /// Pod name.
     pub name: String,
     /// When it becomes (or became) Ready.
-    pub ready_at: f64,
-    /// Its state.
-    pub state: PodState,
+    ready_at: f64,
+    /// Private: the fleet keeps its index of Ready pods in step with it.
+    state: PodState,
     /// The modelled vLLM replica.
     pub replica: Replica,
     /// Its GPUs, for dcgm-exporter's view.
@@ -43,6 +43,13 @@ pub struct Pod {
     busy_prev: f64,
     /// Share of the last tick a batch was running (dcgm-exporter's duty cycle).
     pub duty: f64,
+}
+
+impl Pod {
+    /// Where it is in its life.
+    pub fn state(&self) -> PodState {
+        self.state
+    }
 }
 
 /// The replicas and the gateway in front of them.
@@ -246,6 +253,11 @@ impl<'c> Fleet<'c> {
     /// The pods, in creation order.
     pub fn pods(&self) -> &[Pod] {
         &self.pods
+    }
+
+    /// The pods, in creation order, to render (their state stays the fleet's to change).
+    pub fn pods_mut(&mut self) -> impl Iterator<Item = &mut Pod> {
+        self.pods.iter_mut()
     }
 
     /// The Ready pods, in creation order.
