@@ -58,7 +58,9 @@ pub struct Fleet<'c> {
     pods: Vec<Pod>,
     next_id: u32,
     rng: Xoshiro256PlusPlus,
+    /// Round-robin position.
     rr: usize,
+    /// Requests waiting for a Ready pod.
     gateway: VecDeque<Request>,
     /// Indices of Ready pods (rebuilt when the fleet changes).
     routable: Vec<usize>,
@@ -66,6 +68,7 @@ pub struct Fleet<'c> {
     busy_seconds: f64,
     actions: u64,
     peak: u32,
+    /// Preemptions of pods that have left (their replicas are gone with them).
     preemptions_gone: u64,
 }
 
