@@ -1,54 +1,43 @@
-//! Bench support: a fleet of fake vLLM pods in a CHILD process (so its CPU does not count
-//! against the scaler being measured), each on its own loopback IP, serving the realistic
-//! two-engine vLLM 0.33 fixture body; plus process CPU and memory readings from /proc.
+//! Bench support: a fleet of fake vLLM pods (`llm_scaler::sim::pods`) in a CHILD process (so
+//! its CPU does not count against the scaler being measured), each on its own loopback IP,
+//! serving the realistic two-engine vLLM 0.33 fixture body; plus process CPU and memory
+//! readings from /proc.
 #![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
-const ENV: &str = "LLM_SCALER_BENCH_FLEET";
+use axum::body::Bytes;
+use llm_scaler::sim::pods::{FakePod, next_loopback_ip};
 
-/// The IP of fake pod `k`.
-pub fn pod_ip(k: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 2 + (k / 250) as u8, (k % 250) as u8 + 2, 9))
-}
+const ENV: &str = "LLM_SCALER_BENCH_FLEET";
 
 /// The fixture every fake pod serves.
 pub fn body() -> Vec<u8> {
     std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vllm-0.33-two-engines.prom")).expect("fixture")
 }
 
-/// If this process was started as the fleet child, serve until stdin closes and exit.
+/// If this process was started as the fleet child, serve until stdin closes and exit. The pods
+/// are the shared fake pod serving one fixed body (each answer shares its bytes), on one port,
+/// each on its own loopback IP; the child tells the parent the port and the IPs.
 pub fn maybe_run_fleet() {
     let Ok(n) = std::env::var(ENV) else { return };
     let n: usize = n.parse().expect("pod count");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let body = bytes_body();
-        let first = tokio::net::TcpListener::bind(SocketAddr::new(pod_ip(0), 0)).await.expect("bind");
-        let port = first.local_addr().expect("addr").port();
-        let mut listeners = vec![first];
-        for k in 1..n {
-            listeners.push(tokio::net::TcpListener::bind(SocketAddr::new(pod_ip(k), port)).await.expect("bind pod"));
+        let body = Bytes::from(body());
+        let first = FakePod::fixed(SocketAddr::new(next_loopback_ip(), 0), body.clone()).await.expect("bind");
+        let port = first.addr.port();
+        let mut pods = vec![first];
+        for _ in 1..n {
+            pods.push(FakePod::fixed(SocketAddr::new(next_loopback_ip(), port), body.clone()).await.expect("bind pod"));
         }
-        for l in listeners {
-            let b = body.clone();
-            let app = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let b = b.clone();
-                    async move { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], b) }
-                }),
-            );
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app).await;
-            });
-        }
-        println!("READY {port}");
+        let ips: Vec<String> = pods.iter().map(|p| p.addr.ip().to_string()).collect();
+        println!("READY {port} {}", ips.join(","));
         let _ = std::io::stdout().flush();
         // Exit when the parent closes our stdin.
         tokio::task::spawn_blocking(|| {
@@ -57,12 +46,9 @@ pub fn maybe_run_fleet() {
         })
         .await
         .ok();
+        drop(pods);
     });
     std::process::exit(0);
-}
-
-fn bytes_body() -> axum::body::Bytes {
-    axum::body::Bytes::from(body())
 }
 
 /// A running fleet child.
@@ -70,6 +56,7 @@ pub struct Fleet {
     child: Child,
     pub port: u16,
     pub n: usize,
+    ips: Vec<IpAddr>,
 }
 
 impl Fleet {
@@ -83,13 +70,17 @@ impl Fleet {
             .expect("spawn fleet");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read READY");
-        let port = line.trim().strip_prefix("READY ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("fleet said {line:?}"));
-        Fleet { child, port, n }
+        let ready = line.trim().strip_prefix("READY ").and_then(|rest| rest.split_once(' '));
+        let Some((port, ips)) = ready else { panic!("fleet said {line:?}") };
+        let port = port.parse().unwrap_or_else(|_| panic!("fleet said {line:?}"));
+        let ips: Vec<IpAddr> = ips.split(',').map(|ip| ip.parse().unwrap_or_else(|_| panic!("fleet said {line:?}"))).collect();
+        assert_eq!(ips.len(), n, "fleet said {line:?}");
+        Fleet { child, port, n, ips }
     }
 
     /// Address of pod `k`.
     pub fn addr(&self, k: usize) -> SocketAddr {
-        SocketAddr::new(pod_ip(k), self.port)
+        SocketAddr::new(self.ips[k], self.port)
     }
 }
 

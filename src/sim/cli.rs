@@ -11,8 +11,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{
-    KpaConfig, Policy, PolicyKind, Router, SimConfig, Slo, hpa_config, llm_scaler_policy,
+use crate::sim::{
+    capacity::replica_capacity,
+    config::{Router, SimConfig, Slo},
+    kpa::KpaConfig,
+    lineup::{Lineup, Policy},
+    plots, pool, report,
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -237,44 +241,28 @@ pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
 
 /// The policies the flags ask for.
 pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
-    let meta: Vec<(String, String)> = a.meta.iter().map(|s| kv(s)).collect::<anyhow::Result<_>>()?;
-    let with_behaviour = |mut h: crate::sim::hpa::HpaConfig| {
-        h.scale_down_window = a.scale_down_window;
-        h.sync_period = a.hpa_sync;
-        h
+    let lineup = Lineup {
+        static_replicas: a.static_replicas,
+        tolerance: a.tolerance,
+        scaler_tolerance: a.scaler_tolerance,
+        scale_down_window: a.scale_down_window,
+        hpa_sync: a.hpa_sync,
+        kpa: KpaConfig { target_concurrency: a.kpa_target, ..KpaConfig::default() },
+        metadata: a.meta.iter().map(|s| kv(s)).collect::<anyhow::Result<_>>()?,
     };
     let mut out = Vec::new();
     for name in a.policies.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = match name {
-            "static" => PolicyKind::Static { replicas: a.static_replicas.unwrap_or(cfg.max_replicas) },
-            "hpa-gpu70" => PolicyKind::HpaGpu { target: 0.7, hpa: with_behaviour(hpa_config(cfg, a.tolerance)) },
-            "keda-queue5" => PolicyKind::KedaQueue { threshold: 5.0, hpa: with_behaviour(hpa_config(cfg, a.tolerance)) },
-            "kpa" => PolicyKind::Kpa(KpaConfig { target_concurrency: a.kpa_target, ..KpaConfig::default() }),
-            "llm-scaler" => {
-                let mut p = llm_scaler_policy("llm-scaler", cfg, &meta, a.scaler_tolerance).map_err(anyhow::Error::msg)?;
-                if let PolicyKind::LlmScaler { hpa, .. } = &mut p.kind {
-                    *hpa = with_behaviour(hpa.clone());
-                }
-                out.push(p);
-                continue;
-            }
-            other => bail!("unknown policy \"{other}\"; known: static, hpa-gpu70, keda-queue5, kpa, llm-scaler"),
-        };
-        out.push(Policy { name: name.to_string(), kind });
+        out.push(lineup.policy(name, cfg)?);
     }
     for v in &a.variants {
         let (name, rest) = v.split_once(':').with_context(|| format!("--variant {v}: expected NAME:KEY=VALUE,..."))?;
-        let mut m = meta.clone();
+        let mut m = lineup.metadata.clone();
         for item in rest.split(',').filter(|s| !s.trim().is_empty()) {
             let (k, val) = kv(item)?;
             m.retain(|(x, _)| *x != k);
             m.push((k, val));
         }
-        let mut p = llm_scaler_policy(name, cfg, &m, a.scaler_tolerance).map_err(|e| anyhow::anyhow!("--variant {name}: {e}"))?;
-        if let PolicyKind::LlmScaler { hpa, .. } = &mut p.kind {
-            *hpa = with_behaviour(hpa.clone());
-        }
-        out.push(p);
+        out.push(lineup.llm_scaler(name, cfg, &m).map_err(|e| anyhow::anyhow!("--variant {name}: {e}"))?);
     }
     if out.is_empty() {
         bail!("no policy to simulate");
@@ -293,7 +281,7 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
             if tty {
                 eprintln!("measuring one replica's capacity within the SLO...");
             }
-            super::replica_capacity(&cfg, &w, 0.99)
+            replica_capacity(&cfg, &w, 0.99)
         }
     };
     if let Some(n) = a.fit_peak_replicas {
@@ -326,19 +314,19 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
             b.set_position((t / 3600.0) as u64);
         }
     };
-    let report = super::run(&cfg, &w, &policies, threads, &progress);
+    let report = pool::run(&cfg, &w, &policies, threads, &progress);
     if let Ok(b) = bars.lock() {
         for b in b.iter() {
             b.finish_and_clear();
         }
     }
-    print!("{}", super::report::table(&report));
+    print!("{}", report::table(&report));
     if let Some(p) = &a.json {
-        std::fs::write(p, super::report::json(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, report::json(&report)?).with_context(|| format!("writing {}", p.display()))?;
         println!("JSON report: {}", p.display());
     }
     if let Some(d) = &a.plots {
-        let files = super::plots::write_all(&report, d).map_err(anyhow::Error::msg)?;
+        let files = plots::write_all(&report, d).map_err(anyhow::Error::msg)?;
         for f in files {
             println!("plot: {}", f.display());
         }

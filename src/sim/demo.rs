@@ -1,8 +1,9 @@
 //! `llm-scaler demo`: the real scaler against the modelled fleet, on one machine, no cluster.
 //!
 //! A bundled trace (Azure's 2023 coding-assistant trace by default) is replayed, fast-forwarded,
-//! against modelled vLLM replicas ([`crate::sim::engine`]); each replica serves its rendered
-//! `/metrics` text over loopback HTTP (one server per pod on 127.0.x.y). The REAL server
+//! against the simulator's modelled fleet ([`crate::sim::fleet`]: the same routing, cold starts
+//! and drains); each replica serves its rendered `/metrics` text over loopback HTTP (one
+//! [`FakePod`] per pod, sharing a port on its own IP). The REAL server
 //! ([`Server`] with [`DiscoveryMode::Custom`]) discovers and scrapes them over HTTP as it would
 //! in a cluster; a poller calls the gRPC RPCs as KEDA does, applies the HPA arithmetic
 //! ([`crate::sim::hpa`]) in virtual time and resizes the fleet (new replicas become Ready after a cold
@@ -16,14 +17,13 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use axum::{Router, extract::State, routing::get};
-use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
+use tokio::time::Instant;
 
 use crate::{
     decide::policy::{PolicyConfig, Signal},
@@ -32,12 +32,18 @@ use crate::{
     serve::config::Settings,
     serve::grpc::METRIC_NAME,
     serve::server::{DiscoveryMode, Server},
-    sim::hpa::{Hpa, HpaConfig},
     sim::{
-        self, SimConfig,
-        engine::{Done, ModelProfile, Replica},
-        stats::{LogHist, Percentiles},
-        workload::{Request, Source, Workload, parse_trace, read_trace},
+        accounting::SloTally,
+        capacity::replica_capacity,
+        config::SimConfig,
+        engine::Done,
+        fleet::{Fleet, PodState},
+        hpa::Hpa,
+        lineup::{Lineup, hpa_config},
+        pods::{Behavior, FakePod, next_loopback_ip},
+        pool,
+        stats::Percentiles,
+        workload::{Source, Workload, parse_trace, read_trace},
     },
 };
 
@@ -88,23 +94,6 @@ pub enum DemoError {
     Trace(#[from] crate::sim::workload::WorkloadError),
 }
 
-/// A modelled replica with its HTTP server.
-struct DemoPod {
-    name: String,
-    ip: IpAddr,
-    ready_at: f64,
-    draining_since: Option<f64>,
-    replica: Replica,
-    body: Arc<Mutex<String>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for DemoPod {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 /// What the server's discovery sees.
 #[derive(Default)]
 struct Snapshot(Mutex<Vec<PodInfo>>);
@@ -123,96 +112,44 @@ impl PodLister for FleetLister {
     }
 }
 
-struct DemoFleet {
-    pods: Vec<DemoPod>,
+/// The modelled fleet, each pod with a loopback server serving what it renders.
+struct Served<'c> {
+    fleet: Fleet<'c>,
+    servers: HashMap<String, FakePod>,
+    /// The `metricsPort` every pod's server shares (0 until the first one binds).
     port: u16,
-    next: u32,
-    profile: ModelProfile,
-    cold_start: f64,
-    gpu_seconds: f64,
-    actions: u64,
 }
 
-impl DemoFleet {
-    fn add(&mut self, now: f64, ready_at: f64) -> Result<(), DemoError> {
-        let k = self.next;
-        self.next += 1;
-        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (k / 200) as u8 + 1, (k % 200) as u8 + 10));
-        let addr = SocketAddr::new(ip, self.port);
-        let listener = std::net::TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|_| l))
-            .and_then(TcpListener::from_std)
-            .map_err(|e| DemoError::Bind(addr, e))?;
-        let body = Arc::new(Mutex::new(String::new()));
-        let app = Router::new()
-            .route("/metrics", get(|State(b): State<Arc<Mutex<String>>>| async move { b.lock().map(|s| s.clone()).unwrap_or_default() }))
-            .with_state(body.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let replica = Replica::new(&self.profile, now);
-        self.pods.push(DemoPod { name: format!("vllm-demo-{k}"), ip, ready_at, draining_since: None, replica, body, server });
-        Ok(())
-    }
-
-    fn current(&self) -> u32 {
-        self.pods.iter().filter(|p| p.draining_since.is_none()).count() as u32
-    }
-
-    fn ready(&self, now: f64) -> impl Iterator<Item = usize> + '_ {
-        self.pods.iter().enumerate().filter(move |(_, p)| p.draining_since.is_none() && p.ready_at <= now).map(|(i, _)| i)
-    }
-
-    fn scale_to(&mut self, n: u32, now: f64) -> Result<(), DemoError> {
-        let cur = self.current();
-        if n == cur {
-            return Ok(());
+impl Served<'_> {
+    /// Starts a server for each new pod, stops those of pods gone, has every server answer
+    /// what its pod renders now, and returns what discovery should list.
+    async fn publish(&mut self) -> Result<Vec<PodInfo>, DemoError> {
+        let Served { fleet, servers, port } = self;
+        servers.retain(|name, _| fleet.pods().iter().any(|p| p.name == *name));
+        let new: Vec<String> = fleet.pods().iter().filter(|p| !servers.contains_key(&p.name)).map(|p| p.name.clone()).collect();
+        for name in new {
+            let addr = SocketAddr::new(next_loopback_ip(), *port);
+            let server = FakePod::fixed(addr, String::new()).await.map_err(|e| DemoError::Bind(addr, e))?;
+            *port = server.addr.port();
+            servers.insert(name, server);
         }
-        self.actions += 1;
-        for _ in cur..n {
-            self.add(now, now + self.cold_start)?;
+        let mut infos = Vec::with_capacity(servers.len());
+        for p in fleet.pods_mut() {
+            let Some(server) = servers.get(&p.name) else { continue };
+            p.replica.sync_gauges();
+            let mut body = String::with_capacity(16 * 1024);
+            p.replica.pod.render(&mut body);
+            server.behave(Behavior::Fixed(body.into()));
+            infos.push(PodInfo {
+                name: p.name.clone(),
+                namespace: String::new(),
+                ip: Some(server.addr.ip()),
+                node: None,
+                ready: p.state() == PodState::Ready,
+            });
         }
-        for _ in n..cur {
-            // Pods still starting go first, then the Ready pod with the least work drains.
-            if let Some(i) = self.pods.iter().rposition(|p| p.draining_since.is_none() && p.ready_at > now) {
-                // Its GPU time so far was counted step by step.
-                self.pods.remove(i);
-            } else if let Some(i) = self.ready(now).min_by_key(|&i| self.pods[i].replica.outstanding()) {
-                self.pods[i].draining_since = Some(now);
-            }
-        }
-        Ok(())
+        Ok(infos)
     }
-}
-
-struct Tally {
-    ttft: LogHist,
-    n: u64,
-    ok: u64,
-    dropped: u64,
-    ttft_slo: f64,
-    tpot_slo: f64,
-}
-
-impl Tally {
-    fn done(&mut self, d: Done) {
-        self.n += 1;
-        if !d.completed {
-            self.dropped += 1;
-            return;
-        }
-        let ttft = d.ttft_s.unwrap_or(f64::INFINITY);
-        self.ttft.record(ttft);
-        if ttft <= self.ttft_slo && d.tpot_s.is_none_or(|t| t <= self.tpot_slo) {
-            self.ok += 1;
-        }
-    }
-}
-
-async fn free_port() -> Result<u16, DemoError> {
-    let probe = SocketAddr::from(([127, 0, 1, 10], 0));
-    let l = TcpListener::bind(probe).await.map_err(|e| DemoError::Bind(probe, e))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| DemoError::Bind(probe, e))
 }
 
 /// Runs the demo, printing as it goes.
@@ -231,22 +168,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         cold_start_s: opts.cold_start.as_secs_f64(),
         ..SimConfig::default()
     };
-    cfg.replica_capacity_rps = sim::replica_capacity(&cfg, &workload, 0.99);
+    cfg.replica_capacity_rps = replica_capacity(&cfg, &workload, 0.99);
 
-    let port = free_port().await?;
-    let snapshot = Arc::new(Snapshot::default());
-    let mut fleet = DemoFleet {
-        pods: Vec::new(),
-        port,
-        next: 0,
-        profile: cfg.profile.clone(),
-        cold_start: cfg.cold_start_s,
-        gpu_seconds: 0.0,
-        actions: 0,
-    };
-    for _ in 0..cfg.min_replicas {
-        fleet.add(0.0, 0.0)?;
-    }
+    let mut served = Served { fleet: Fleet::with_ready(&cfg, cfg.seed, cfg.min_replicas), servers: HashMap::new(), port: 0 };
+    let snapshot = Arc::new(Snapshot(Mutex::new(served.publish().await?)));
+    let port = served.port;
 
     // The server runs in wall-clock time: its 15 s virtual scrape is 15/S s of wall time.
     let scrape = Duration::from_secs_f64((15.0 / speed).max(0.05));
@@ -278,13 +204,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let so = ScaledObjectRef { name: "vllm-demo".into(), namespace: "demo".into(), scaler_metadata: meta };
-    let mut hpa = Hpa::new(HpaConfig {
-        tolerance_up: 0.0,
-        tolerance_down: 0.0,
-        min_replicas: cfg.min_replicas,
-        max_replicas: cfg.max_replicas,
-        ..HpaConfig::default()
-    });
+    let mut hpa = Hpa::new(hpa_config(&cfg, 0.0));
 
     println!("llm-scaler demo: the real scaler (gRPC {} / HTTP {}) against a modelled vLLM fleet", server.grpc_addr, server.http_addr);
     println!("  trace     {name}: {} requests over {:.0} min, replayed {speed:.0}x faster", trace.len(), virtual_len / 60.0);
@@ -293,14 +213,17 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         cfg.profile.model, cfg.profile.tp, cfg.profile.gpu, cfg.profile.tp, cfg.replica_capacity_rps
     );
     println!(
-        "  cluster   pods on 127.0.x.y:{port}, Ready {:.0} s after a scale-up; KEDA/HPA every 15 s (tolerance 0, scale-down window 300 s); bounds {}..{}",
+        "  cluster   pods on their own loopback IPs, port {port}, Ready {:.0} s after a scale-up; KEDA/HPA every 15 s (tolerance 0, scale-down window 300 s); bounds {}..{}",
         cfg.cold_start_s, cfg.min_replicas, cfg.max_replicas
     );
     println!("  SLO       TTFT <= {} s and TPOT <= {} ms  (times below are virtual)", cfg.slo.ttft_s, cfg.slo.tpot_s * 1e3);
     println!();
     println!("{:>6} {:>7} {:>7} {:>10} {:>7}  decision (per-signal demand in replicas)", "t", "req/s", "demand", "pods", "desired");
 
-    let mut tally = Tally { ttft: LogHist::default(), n: 0, ok: 0, dropped: 0, ttft_slo: cfg.slo.ttft_s, tpot_slo: cfg.slo.tpot_s };
+    let mut tally = SloTally::new(cfg.slo);
+    let mut sink = |d: Done| {
+        tally.done(&d);
+    };
     let start = Instant::now();
     let wall_step = 0.01;
     let vstep = wall_step * speed;
@@ -314,52 +237,14 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let end = virtual_len + 60.0;
     while vnow < end {
         vnow += vstep;
-        // Route the arrivals of this step: the Ready replica holding the fewest requests.
+        // Route the arrivals of this step, advance the fleet, render every pod for the scaler.
         while let Some(r) = trace.get(next_arrival).filter(|r| r.arrival_s <= vnow) {
             next_arrival += 1;
             arrived_since_print += 1;
-            let ready: Vec<usize> = fleet.ready(r.arrival_s).collect();
-            let mut sink = |d: Done| tally.done(d);
-            for &i in &ready {
-                fleet.pods[i].replica.advance_to(r.arrival_s, &mut sink);
-            }
-            match ready.iter().copied().min_by_key(|&i| fleet.pods[i].replica.outstanding()) {
-                Some(i) => fleet.pods[i].replica.submit(&Request { ..*r }, r.arrival_s),
-                None => {
-                    tally.done(Done { arrival_s: r.arrival_s, ttft_s: None, tpot_s: None, e2e_s: 0.0, output: r.output, completed: false })
-                }
-            }
+            served.fleet.route(*r, &mut sink);
         }
-        // Advance, account, drain, render.
-        let tp = f64::from(cfg.profile.tp);
-        let counted = (vnow.min(virtual_len) - (vnow - vstep).min(virtual_len)).max(0.0);
-        let mut sink = |d: Done| tally.done(d);
-        for p in &mut fleet.pods {
-            p.replica.advance_to(vnow, &mut sink);
-        }
-        fleet.gpu_seconds += counted * tp * fleet.pods.len() as f64;
-        fleet.pods.retain_mut(|p| match p.draining_since {
-            Some(since) if p.replica.outstanding() == 0 || vnow - since > cfg.drain_timeout_s => {
-                p.replica.abort_all(&mut sink);
-                false
-            }
-            _ => true,
-        });
-        let mut infos = Vec::with_capacity(fleet.pods.len());
-        for p in &mut fleet.pods {
-            p.replica.sync_gauges();
-            if let Ok(mut b) = p.body.lock() {
-                b.clear();
-                p.replica.pod.render(&mut b);
-            }
-            infos.push(PodInfo {
-                name: p.name.clone(),
-                namespace: String::new(),
-                ip: Some(p.ip),
-                node: None,
-                ready: p.draining_since.is_none() && p.ready_at <= vnow,
-            });
-        }
+        served.fleet.tick(vnow, vstep, virtual_len, &mut sink);
+        let infos = served.publish().await?;
         if let Ok(mut s) = snapshot.0.lock() {
             *s = infos;
         }
@@ -373,10 +258,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
                 let target = spec.into_inner().metric_specs.first().map_or(1.0, |s| s.target_size_float);
                 let value: f64 = m.into_inner().metric_values.iter().map(|v| v.metric_value_float).sum();
                 last_value = value;
-                let cur = fleet.current();
+                let cur = served.fleet.current();
                 let desired = hpa.sync(Duration::from_secs_f64(vnow), cur, value, target);
                 if vnow <= virtual_len || desired > cur {
-                    fleet.scale_to(desired, vnow)?;
+                    served.fleet.scale_to(desired, vnow);
                 }
             }
         }
@@ -384,8 +269,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             next_print += print_every;
             let rps = arrived_since_print as f64 / print_every;
             arrived_since_print = 0;
-            let ready = fleet.ready(vnow).count();
-            let pods = format!("{ready}+{}", fleet.current() as usize - ready);
+            let ready = served.fleet.ready();
+            let pods = format!("{ready}+{}", served.fleet.current().saturating_sub(ready));
             let why = explain(&http, &decisions_url).await;
             let m = (vnow / 60.0).floor();
             let desired = if last_value.is_nan() { "-".to_string() } else { format!("{last_value:.0}") };
@@ -401,21 +286,19 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         tokio::time::sleep_until(due).await;
     }
     server.shutdown().await?;
-    let mut sink = |d: Done| tally.done(d);
-    for p in &mut fleet.pods {
-        p.replica.abort_all(&mut sink);
-    }
+    served.fleet.abort_all(vnow, &mut sink);
+    let fleet = served.fleet;
 
     // The same trace replayed purely in virtual time, for comparison.
-    let policies = sim::standard_policies(&cfg, &[], Some(cfg.max_replicas)).unwrap_or_default();
-    let picked: Vec<_> = policies.into_iter().filter(|p| p.name == "static" || p.name == "llm-scaler").collect();
-    let offline = sim::run(&cfg, &workload, &picked, 2, &|_, _| {});
-    let gpuh = fleet.gpu_seconds / 3600.0;
+    let lineup = Lineup { static_replicas: Some(cfg.max_replicas), ..Lineup::default() };
+    let picked: Vec<_> = ["static", "llm-scaler"].iter().filter_map(|name| lineup.policy(name, &cfg).ok()).collect();
+    let offline = pool::run(&cfg, &workload, &picked, 2, &|_, _| {});
+    let gpuh = fleet.gpu_seconds() / 3600.0;
     let p = Percentiles::of(&tally.ttft);
     println!();
     println!("report ({:.0} virtual minutes in {:.0} s):", virtual_len / 60.0, start.elapsed().as_secs_f64());
     println!("{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}", "", "GPU-hours", "cost $", "SLO", "TTFT50", "TTFT95", "TTFT99", "actions");
-    let slo = if tally.n > 0 { tally.ok as f64 / tally.n as f64 } else { 1.0 };
+    let slo = tally.attainment(tally.finished());
     println!(
         "{:<28} {:>9.1} {:>8.0} {:>7.2}% {:>7.0}ms {:>7.0}ms {:>7.0}ms {:>8}",
         "live: real server + HPA",
@@ -425,7 +308,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         p.p50 * 1e3,
         p.p95 * 1e3,
         p.p99 * 1e3,
-        fleet.actions
+        fleet.actions()
     );
     for r in &offline.policies {
         println!(
@@ -444,7 +327,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         println!("live run vs a static fleet of {}: {:.0}% fewer GPU-hours", cfg.max_replicas, 100.0 * (1.0 - gpuh / st.gpu_hours));
     }
     if tally.dropped > 0 {
-        println!("{} requests dropped (no Ready replica or a drain timed out)", tally.dropped);
+        println!("{} requests dropped (a drain timed out, or still held when the run ended)", tally.dropped);
     }
     println!("next: `llm-scaler simulate --help` compares every policy on your own traces");
     Ok(())

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::SimReport;
+use crate::sim::report::SimReport;
 
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),

@@ -1,8 +1,116 @@
-//! The run's report: a table for people, JSON for machines.
+//! The run's report: what each policy came to (its figures and time series), as a table for
+//! people and JSON for machines.
 
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::SimReport;
+use serde::Serialize;
+
+use crate::{
+    decide::policy::Signal,
+    sim::{config::Slo, stats::Percentiles},
+};
+
+/// Time series of one policy, one point per `step_s`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Series {
+    /// Seconds per point.
+    pub step_s: f64,
+    /// Mean replicas provisioned (starting, Ready or draining).
+    pub replicas: Vec<f64>,
+    /// Mean Ready replicas.
+    pub ready: Vec<f64>,
+    /// Arrivals per second.
+    pub arrivals_rps: Vec<f64>,
+    /// p99 TTFT of the requests that arrived in the step, seconds.
+    pub ttft_p99_s: Vec<Option<f64>>,
+    /// Share of the step's requests within the SLO.
+    pub slo: Vec<Option<f64>>,
+}
+
+/// One policy's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyResult {
+    /// Short name.
+    pub name: String,
+    /// What the policy is.
+    pub description: String,
+    /// GPU-hours provisioned over the replay (cold starts and drains included).
+    pub gpu_hours: f64,
+    /// `gpu_hours x price`.
+    pub cost_usd: f64,
+    /// Busy time / provisioned time of the GPUs (a batch was running): the duty cycle, which
+    /// stays near 100 % at any load under continuous batching.
+    pub gpu_utilization: f64,
+    /// Work done / capacity provisioned: requests served per replica-second divided by the
+    /// replica's capacity within the SLO (`replica_capacity_rps`); `None` when it is unknown.
+    pub work_utilization: Option<f64>,
+    /// Requests that arrived.
+    pub requests: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Requests dropped (never admitted, or aborted after a drain's grace period).
+    pub dropped: u64,
+    /// Share of all requests within TTFT and TPOT SLO.
+    pub slo_attainment: f64,
+    /// Completed requests over the TTFT SLO.
+    pub ttft_misses: u64,
+    /// Completed requests over the TPOT SLO.
+    pub tpot_misses: u64,
+    /// TTFT percentiles, seconds.
+    pub ttft: Percentiles,
+    /// TPOT percentiles, seconds.
+    pub tpot: Percentiles,
+    /// End-to-end latency percentiles, seconds.
+    pub e2e: Percentiles,
+    /// Times the replica target changed.
+    pub scaling_actions: u64,
+    /// Time-averaged provisioned replicas.
+    pub mean_replicas: f64,
+    /// Most replicas provisioned at once.
+    pub peak_replicas: u32,
+    /// KV-cache preemptions.
+    pub preemptions: u64,
+    /// `1 - gpu_hours / static gpu_hours`, when a static policy ran.
+    pub savings_vs_static: Option<f64>,
+    /// For llm-scaler: share of decisions each signal dominated.
+    pub dominant_signals: BTreeMap<String, f64>,
+    /// Wall-clock seconds this policy's simulation took.
+    pub wall_s: f64,
+    /// Time series.
+    pub series: Series,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimReport {
+    /// Workload description.
+    pub workload: String,
+    /// Replay length, seconds.
+    pub duration_s: f64,
+    /// Requests replayed (per policy).
+    pub requests: u64,
+    /// The modelled replica.
+    pub replica: String,
+    /// GPUs per replica.
+    pub gpus_per_replica: u32,
+    /// Price per GPU-hour.
+    pub price_per_gpu_hour: f64,
+    /// The SLO.
+    pub slo: Slo,
+    /// Requests/s one replica serves within the SLO.
+    pub replica_capacity_rps: f64,
+    /// Cold start, seconds.
+    pub cold_start_s: f64,
+    /// Per policy.
+    pub policies: Vec<PolicyResult>,
+    /// Wall-clock seconds of the whole run.
+    pub wall_s: f64,
+}
+
+/// The signals in display order with their names (for reports).
+pub fn signal_names() -> impl Iterator<Item = &'static str> {
+    Signal::ALL.iter().map(|s| s.as_str())
+}
 
 fn ms(v: f64) -> String {
     if v.is_nan() {

@@ -3,98 +3,45 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    net::{IpAddr, SocketAddr},
+    ops::Deref,
     time::Duration,
 };
 
-use axum::{Router, body::Body, extract::State, http::StatusCode, response::Response, routing::get};
 use llm_scaler::{
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
     serve::config::Settings,
     serve::grpc::METRIC_NAME,
     serve::server::{DiscoveryMode, Server},
-    sim::render::{
-        dcgm::{self, Gpu, PodRef},
-        vllm::VllmPod,
+    sim::{
+        pods,
+        render::{
+            dcgm::{self, Gpu, PodRef},
+            vllm::VllmPod,
+        },
     },
 };
 use tonic::transport::Channel;
 
-/// What a fake pod answers.
-#[derive(Clone)]
-pub enum Behavior {
-    /// Render the vLLM state.
-    Vllm,
-    /// Answer this status with a short body.
-    Status(u16),
-    /// Answer 200 with this text.
-    Text(String),
-    /// Answer 200 with `n` bytes of valid-looking comment lines (huge body).
-    Huge(usize),
-    /// Accept and never answer.
-    Hang,
-}
+/// What a fake pod answers (only some test binaries make their pods misbehave).
+#[allow(unused_imports)]
+pub use llm_scaler::sim::pods::Behavior;
 
-struct PodState {
-    vllm: VllmPod,
-    behavior: Behavior,
-}
+/// A fake vLLM replica listening on its own loopback IP: the shared [`pods::FakePod`], which
+/// fails the test when it cannot bind.
+pub struct FakePod(pods::FakePod);
 
-/// A fake vLLM replica listening on its own loopback IP.
-pub struct FakePod {
-    pub addr: SocketAddr,
-    state: Arc<Mutex<PodState>>,
-    task: tokio::task::JoinHandle<()>,
-}
+impl Deref for FakePod {
+    type Target = pods::FakePod;
 
-impl Drop for FakePod {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn deref(&self) -> &pods::FakePod {
+        &self.0
     }
 }
 
-static NEXT_IP: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh loopback IP per fake server so pods look like distinct hosts (127.0.x.y).
+/// A fresh loopback IP per fake server so pods look like distinct hosts.
 pub fn next_ip() -> IpAddr {
-    let n = NEXT_IP.fetch_add(1, Ordering::Relaxed) + (std::process::id() % 50) * 1000;
-    IpAddr::V4(Ipv4Addr::new(127, 1 + (n / 250 % 250) as u8, (n % 250) as u8 + 2, 1 + (std::process::id() % 200) as u8))
-}
-
-async fn serve_pod(State(s): State<Arc<Mutex<PodState>>>) -> Response {
-    let (behavior, body) = {
-        let st = s.lock().unwrap();
-        let mut out = String::new();
-        if matches!(st.behavior, Behavior::Vllm) {
-            st.vllm.render(&mut out);
-        }
-        (st.behavior.clone(), out)
-    };
-    match behavior {
-        Behavior::Vllm => {
-            Response::builder().header("content-type", "text/plain; version=0.0.4; charset=utf-8").body(Body::from(body)).unwrap()
-        }
-        Behavior::Status(code) => {
-            Response::builder().status(StatusCode::from_u16(code).unwrap()).body(Body::from("Internal Server Error")).unwrap()
-        }
-        Behavior::Text(t) => Response::builder().body(Body::from(t)).unwrap(),
-        Behavior::Huge(n) => {
-            // Streamed without Content-Length, so only the streaming limit can stop it.
-            let line = "# padding padding padding padding padding padding padding padding padding\n";
-            let chunk = line.repeat((16 << 10) / line.len());
-            let chunks = n / chunk.len() + 1;
-            let stream = futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-            Response::builder().body(Body::from_stream(stream)).unwrap()
-        }
-        Behavior::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Response::new(Body::empty())
-        }
-    }
+    pods::next_loopback_ip()
 }
 
 impl FakePod {
@@ -111,50 +58,21 @@ impl FakePod {
     /// Starts a pod rendering `vllm` on a given address: discovered pods share one
     /// `metricsPort` and differ by IP, as in a cluster.
     pub async fn start_at(addr: SocketAddr, vllm: VllmPod) -> FakePod {
-        let state = Arc::new(Mutex::new(PodState { vllm, behavior: Behavior::Vllm }));
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind fake pod on {addr}: {e}"));
-        let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/metrics", get(serve_pod)).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakePod { addr, state, task }
-    }
-
-    /// Changes the engine state.
-    pub fn update(&self, f: impl FnOnce(&mut VllmPod)) {
-        f(&mut self.state.lock().unwrap().vllm);
-    }
-
-    /// Changes what the pod answers.
-    pub fn behave(&self, b: Behavior) {
-        self.state.lock().unwrap().behavior = b;
-    }
-
-    /// `name=ip:port` for the `endpoints` metadata key.
-    pub fn endpoint(&self, name: &str) -> String {
-        format!("{name}={}", self.addr)
+        FakePod(pods::FakePod::vllm(addr, vllm).await.unwrap_or_else(|e| panic!("bind fake pod on {addr}: {e}")))
     }
 }
 
-/// A fake dcgm-exporter.
+/// A fake dcgm-exporter: the shared fake pod serving the GPUs' rendered text.
 pub struct FakeDcgm {
     pub addr: SocketAddr,
-    gpus: Arc<Mutex<Vec<Gpu>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeDcgm {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: pods::FakePod,
 }
 
 impl FakeDcgm {
     /// One exporter with `per_pod` GPUs for each `(namespace, pod, utilisation 0..1)`.
-    pub async fn start(pods: &[(&str, &str, f64)], per_pod: u32, flavor: dcgm::DcgmFlavor) -> FakeDcgm {
+    pub async fn start(holders: &[(&str, &str, f64)], per_pod: u32, flavor: dcgm::DcgmFlavor) -> FakeDcgm {
         let mut gpus = Vec::new();
-        for (ns, pod, util) in pods {
+        for (ns, pod, util) in holders {
             for _ in 0..per_pod {
                 let i = gpus.len() as u32;
                 let mut g = Gpu::h100(i, "gpu-node-1");
@@ -163,25 +81,10 @@ impl FakeDcgm {
                 gpus.push(g);
             }
         }
-        let gpus = Arc::new(Mutex::new(gpus));
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(next_ip(), 0)).await.expect("bind fake dcgm");
-        let addr = listener.local_addr().unwrap();
-        let g2 = gpus.clone();
-        let app = Router::new().route(
-            "/metrics",
-            get(move || {
-                let g = g2.clone();
-                async move {
-                    let mut out = String::new();
-                    dcgm::render(&g.lock().unwrap(), flavor, &mut out);
-                    out
-                }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeDcgm { addr, gpus, task }
+        let mut text = String::new();
+        dcgm::render(&gpus, flavor, &mut text);
+        let server = pods::FakePod::fixed(SocketAddr::new(next_ip(), 0), text).await.expect("bind fake dcgm");
+        FakeDcgm { addr: server.addr, _server: server }
     }
 }
 

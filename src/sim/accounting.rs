@@ -1,0 +1,188 @@
+//! Bookkeeping of what the requests got: latencies and SLO attainment over the run
+//! ([`SloTally`], what the demo reports too) and per step for the report's time series
+//! ([`Ledger`]).
+
+use crate::sim::{config::Slo, engine::Done, report::Series, stats::LogHist, workload::Request};
+
+/// How one finished request counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// Never admitted, or aborted after a drain's grace period.
+    Dropped,
+    /// Completed, with its time to first token and whether it met both SLO bounds.
+    Served {
+        /// Seconds (infinite if it never had a first token).
+        ttft_s: f64,
+        /// Within the TTFT and TPOT SLO.
+        within_slo: bool,
+    },
+}
+
+/// Latencies and SLO attainment of every finished request.
+#[derive(Debug, Clone)]
+pub struct SloTally {
+    /// TTFT of completed requests, seconds.
+    pub ttft: LogHist,
+    /// TPOT of completed requests, seconds.
+    pub tpot: LogHist,
+    /// End-to-end latency of completed requests, seconds.
+    pub e2e: LogHist,
+    /// Requests completed.
+    pub completed: u64,
+    /// Requests dropped.
+    pub dropped: u64,
+    /// Completed requests within the SLO.
+    pub slo_ok: u64,
+    /// Completed requests over the TTFT SLO.
+    pub ttft_miss: u64,
+    /// Completed requests over the TPOT SLO.
+    pub tpot_miss: u64,
+    slo: Slo,
+}
+
+impl SloTally {
+    /// Nothing counted yet, against `slo`.
+    pub fn new(slo: Slo) -> Self {
+        SloTally {
+            ttft: LogHist::default(),
+            tpot: LogHist::default(),
+            e2e: LogHist::default(),
+            completed: 0,
+            dropped: 0,
+            slo_ok: 0,
+            ttft_miss: 0,
+            tpot_miss: 0,
+            slo,
+        }
+    }
+
+    /// Counts a finished request.
+    pub fn done(&mut self, d: &Done) -> Outcome {
+        if !d.completed {
+            self.dropped += 1;
+            return Outcome::Dropped;
+        }
+        self.completed += 1;
+        let ttft = d.ttft_s.unwrap_or(f64::INFINITY);
+        self.ttft.record(ttft);
+        if let Some(t) = d.tpot_s {
+            self.tpot.record(t);
+        }
+        self.e2e.record(d.e2e_s);
+        let ttft_ok = ttft <= self.slo.ttft_s;
+        let tpot_ok = d.tpot_s.is_none_or(|t| t <= self.slo.tpot_s);
+        self.ttft_miss += u64::from(!ttft_ok);
+        self.tpot_miss += u64::from(!tpot_ok);
+        let within_slo = ttft_ok && tpot_ok;
+        self.slo_ok += u64::from(within_slo);
+        Outcome::Served { ttft_s: ttft, within_slo }
+    }
+
+    /// Requests finished so far, completed or dropped.
+    pub fn finished(&self) -> u64 {
+        self.completed + self.dropped
+    }
+
+    /// Share of `requests` served within the SLO (1 when there were none).
+    pub fn attainment(&self, requests: u64) -> f64 {
+        if requests > 0 { self.slo_ok as f64 / requests as f64 } else { 1.0 }
+    }
+}
+
+/// One policy's accounting over a replay: the run's tally and, per step of the report's time
+/// series, arrivals, fleet size, TTFT and SLO attainment.
+pub struct Ledger {
+    /// The whole run.
+    pub tally: SloTally,
+    /// Requests that arrived.
+    pub requests: u64,
+    step: f64,
+    s_replicas: Vec<f64>,
+    s_ready: Vec<f64>,
+    s_arrivals: Vec<u64>,
+    s_ttft: Vec<LogHist>,
+    s_n: Vec<u64>,
+    s_ok: Vec<u64>,
+}
+
+impl Ledger {
+    /// Buckets of `step` seconds over `duration`.
+    pub fn new(duration: f64, step: f64, slo: Slo) -> Self {
+        let n = (duration / step).ceil() as usize + 1;
+        Ledger {
+            tally: SloTally::new(slo),
+            requests: 0,
+            step,
+            s_replicas: vec![0.0; n],
+            s_ready: vec![0.0; n],
+            s_arrivals: vec![0; n],
+            s_ttft: (0..n).map(|_| LogHist::with_growth(1.05)).collect(),
+            s_n: vec![0; n],
+            s_ok: vec![0; n],
+        }
+    }
+
+    fn bucket(&self, t: f64) -> usize {
+        ((t / self.step) as usize).min(self.s_n.len() - 1)
+    }
+
+    /// Counts an arrival.
+    pub fn arrived(&mut self, r: &Request) {
+        self.requests += 1;
+        let b = self.bucket(r.arrival_s);
+        self.s_arrivals[b] += 1;
+    }
+
+    /// Counts `provisioned` and `ready` replicas over the `dt` seconds up to `t`.
+    pub fn fleet(&mut self, t: f64, dt: f64, provisioned: usize, ready: u32) {
+        let b = self.bucket(t - dt / 2.0);
+        self.s_replicas[b] += provisioned as f64 * dt;
+        self.s_ready[b] += f64::from(ready) * dt;
+    }
+
+    /// Counts a finished request.
+    pub fn done(&mut self, d: Done) {
+        let b = self.bucket(d.arrival_s);
+        self.s_n[b] += 1;
+        match self.tally.done(&d) {
+            Outcome::Dropped => self.s_ttft[b].record(d.ttft_s.unwrap_or(d.e2e_s)),
+            Outcome::Served { ttft_s, within_slo } => {
+                self.s_ttft[b].record(ttft_s);
+                self.s_ok[b] += u64::from(within_slo);
+            }
+        }
+    }
+
+    /// The time series of a replay of `duration` seconds (the last step may be shorter).
+    pub fn series(&self, duration: f64) -> Series {
+        let (n, step) = (self.s_n.len(), self.step);
+        let step_len = |i: usize| if i + 1 == n { (duration - step * i as f64).max(1e-9) } else { step };
+        Series {
+            step_s: step,
+            replicas: (0..n).map(|i| self.s_replicas[i] / step_len(i)).collect(),
+            ready: (0..n).map(|i| self.s_ready[i] / step_len(i)).collect(),
+            arrivals_rps: (0..n).map(|i| self.s_arrivals[i] as f64 / step_len(i)).collect(),
+            ttft_p99_s: self.s_ttft.iter().map(|h| h.quantile(0.99)).collect(),
+            slo: (0..n).map(|i| (self.s_n[i] > 0).then(|| self.s_ok[i] as f64 / self.s_n[i] as f64)).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(ttft_s: Option<f64>, tpot_s: Option<f64>, completed: bool) -> Done {
+        Done { arrival_s: 1.0, ttft_s, tpot_s, e2e_s: 3.0, output: 10, completed }
+    }
+
+    #[test]
+    fn a_request_counts_within_the_slo_only_if_both_bounds_hold() {
+        let mut t = SloTally::new(Slo::default());
+        assert_eq!(t.done(&done(Some(0.5), Some(0.05), true)), Outcome::Served { ttft_s: 0.5, within_slo: true });
+        assert_eq!(t.done(&done(Some(0.5), Some(0.5), true)), Outcome::Served { ttft_s: 0.5, within_slo: false });
+        assert_eq!(t.done(&done(None, None, false)), Outcome::Dropped);
+        assert_eq!((t.finished(), t.slo_ok, t.tpot_miss, t.ttft_miss, t.dropped), (3, 1, 1, 0, 1));
+        assert!((t.attainment(t.finished()) - 1.0 / 3.0).abs() < 1e-12);
+    }
+}

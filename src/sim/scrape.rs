@@ -1,0 +1,171 @@
+//! What the HPA-driven policies read from the fleet, through the production parsers: each pod
+//! renders its state as vLLM and dcgm-exporter text, which the scaler's own extractors read
+//! (the HTTP hop replaced by a function call). llm-scaler's number comes from the same
+//! [`Decider`] the server's collector owns; the baselines' from a Prometheus-like sum.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use crate::{
+    decide::{Decider, Tick},
+    read::{
+        dcgm::DcgmExtractor,
+        exposition,
+        vllm::{PodSample, VllmExtractor},
+    },
+    sim::{
+        fleet::{Fleet, Pod},
+        render::dcgm::{self as dcgm_render, DcgmFlavor},
+    },
+    spec::{GpuField, GpuSource, LatencyHistogram, ScalerSpec},
+};
+
+/// Reusable buffers for scraping modelled pods through the production parsers.
+pub struct Scraper {
+    body: String,
+    vllm: Option<VllmExtractor>,
+}
+
+impl Default for Scraper {
+    fn default() -> Self {
+        Scraper { body: String::with_capacity(64 * 1024), vllm: None }
+    }
+}
+
+impl Scraper {
+    /// The pod's vLLM `/metrics`, read as the collector reads it.
+    pub fn vllm(&mut self, pod: &mut Pod, model: Option<String>, families: &'static [&'static str]) -> Result<PodSample, String> {
+        pod.replica.sync_gauges();
+        self.body.clear();
+        pod.replica.pod.render(&mut self.body);
+        let x = self.vllm.get_or_insert_with(|| VllmExtractor::new(model, families));
+        x.reset();
+        exposition::parse(self.body.as_bytes(), x).map_err(|e| e.to_string())?;
+        x.finish().map_err(|e| e.to_string())
+    }
+
+    /// The pod's GPUs as dcgm-exporter shows them: the mean of `field` over its GPUs.
+    pub fn gpu(&mut self, pod: &mut Pod, field: GpuField) -> Option<f64> {
+        let load = pod.replica.batch_fill();
+        for g in &mut pod.gpus {
+            g.apply_load(load);
+            // dcgm-exporter's GPU_UTIL is a duty cycle: the share of the last sample period a
+            // kernel ran, near 100 % whenever a batch is running.
+            g.util = pod.duty;
+            g.gr_engine_active = 0.95 * pod.duty;
+        }
+        self.body.clear();
+        dcgm_render::render(&pod.gpus, DcgmFlavor::V4_6, &mut self.body);
+        let wanted = [pod.name.as_str()];
+        let mut x = DcgmExtractor::new(field, "sim", &wanted);
+        exposition::parse(self.body.as_bytes(), &mut x).ok()?;
+        x.finish().ok()?.mean(&pod.name)
+    }
+}
+
+/// Where an HPA-driven policy gets its number, and the latest one.
+pub enum Source {
+    /// Prometheus' latest `sum(DCGM_FI_DEV_GPU_UTIL)/100` over the fleet's pods.
+    Gpu {
+        /// The latest sum.
+        latest: Option<f64>,
+    },
+    /// Prometheus' latest `sum(vllm:num_requests_waiting)`.
+    Queue {
+        /// The latest sum.
+        latest: Option<f64>,
+    },
+    /// llm-scaler's collector: its decider, ticked on every scrape.
+    LlmScaler {
+        /// The parsed metadata.
+        spec: Box<ScalerSpec>,
+        /// The server's decision step.
+        decider: Box<Decider>,
+        /// The latest desired replicas.
+        latest: Option<f64>,
+        /// Decisions each signal dominated.
+        dominant: BTreeMap<String, u64>,
+    },
+}
+
+impl Source {
+    /// llm-scaler configured by `spec`.
+    pub fn llm_scaler(spec: &ScalerSpec) -> Self {
+        Source::LlmScaler {
+            spec: Box::new(spec.clone()),
+            decider: Box::new(Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile)),
+            latest: None,
+            dominant: BTreeMap::new(),
+        }
+    }
+
+    /// The latest number (what KEDA would hand the HPA now).
+    pub fn latest(&self) -> Option<f64> {
+        match self {
+            Source::LlmScaler { latest, .. } | Source::Gpu { latest } | Source::Queue { latest } => *latest,
+        }
+    }
+
+    /// For llm-scaler: decisions each signal dominated.
+    pub fn dominant(&self) -> Option<&BTreeMap<String, u64>> {
+        match self {
+            Source::LlmScaler { dominant, .. } => Some(dominant),
+            _ => None,
+        }
+    }
+
+    /// Scrapes the Ready pods at `t`: llm-scaler's collector tick, or Prometheus' scrape.
+    pub fn scrape(&mut self, fleet: &mut Fleet<'_>, scraper: &mut Scraper, t: f64) {
+        // The Prometheus-based baselines read the same rendered text through the same parsers.
+        match self {
+            Source::Gpu { latest } => {
+                let mut total = None;
+                for pod in fleet.ready_pods_mut() {
+                    if let Some(g) = scraper.gpu(pod, GpuField::GpuUtil) {
+                        *total.get_or_insert(0.0) += g;
+                    }
+                }
+                *latest = total;
+            }
+            Source::Queue { latest } => {
+                let mut total = None;
+                for pod in fleet.ready_pods_mut() {
+                    if let Ok(s) = scraper.vllm(pod, None, LatencyHistogram::Ttft.families()) {
+                        *total.get_or_insert(0.0) += s.waiting;
+                    }
+                }
+                *latest = total;
+            }
+            Source::LlmScaler { spec, decider, latest, dominant } => {
+                let families = spec.latency.histogram.families();
+                let gpu_field = match &spec.gpu {
+                    GpuSource::None => None,
+                    GpuSource::StaticDcgm { field, .. } | GpuSource::KubeDcgm { field, .. } => Some(*field),
+                };
+                // Scrape every Ready pod (rendering needs the pod mutably), then hand the tick
+                // to the decider with the pods' names, as the collector does.
+                let readings: Vec<(Result<PodSample, String>, Option<f64>)> = fleet
+                    .ready_pods_mut()
+                    .map(|pod| {
+                        let sample = scraper.vllm(pod, spec.model_name.clone(), families);
+                        let gpu = gpu_field.and_then(|field| scraper.gpu(pod, field));
+                        (sample, gpu)
+                    })
+                    .collect();
+                let names: Vec<&str> = fleet.ready_pods().map(|p| p.name.as_str()).collect();
+                let tick = Tick {
+                    now: Duration::from_secs_f64(t),
+                    starting: fleet.starting(),
+                    gpus: names.iter().zip(&readings).filter_map(|(name, (_, g))| g.map(|g| (*name, g))).collect(),
+                    pods: names.iter().zip(readings).map(|(name, (sample, _))| (*name, sample)).collect(),
+                };
+                // Like the server: a tick without a decision leaves KEDA reading the last one.
+                if let Ok(d) = decider.tick(tick) {
+                    if let Some(s) = d.dominant {
+                        *dominant.entry(s.as_str().to_string()).or_default() += 1;
+                    }
+                    *latest = Some(f64::from(d.desired_replicas));
+                }
+            }
+        }
+    }
+}
