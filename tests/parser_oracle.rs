@@ -521,7 +521,7 @@ proptest! {
         max_line_len in prop_oneof![1 => 1usize..16, 4 => 16usize..512],
         max_body_len in prop_oneof![1 => 1usize..64, 4 => 64usize..4096],
     ) {
-        let limits = Limits { max_line_len, max_body_len };
+        let limits = Limits { max_line_len, max_body_len, ..Limits::default() };
         let chunks = split_at_points(&body, &points);
         let (rows, outcome) = run_chunks(limits, &chunks);
         let (one_rows, one_outcome) = run_chunks(limits, &[&body]);

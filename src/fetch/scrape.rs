@@ -171,7 +171,8 @@ impl Scraper {
         {
             return Err(ScrapeError::TooLarge { url: url.to_string(), len, limit: self.cfg.max_body_bytes });
         }
-        let mut parser = StreamParser::new(Limits { max_line_len: self.cfg.max_line_bytes, max_body_len: self.cfg.max_body_bytes });
+        let mut parser =
+            StreamParser::new(Limits { max_line_len: self.cfg.max_line_bytes, max_body_len: self.cfg.max_body_bytes, ..Limits::default() });
         let parse = |source| ScrapeError::Parse { url: url.to_string(), source };
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {

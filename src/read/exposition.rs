@@ -43,7 +43,7 @@ use std::{
     hash::BuildHasher as _,
 };
 
-use foldhash::fast::FixedState;
+use foldhash::fast::{FixedState, RandomState};
 
 /// Longest excerpt of an offending line kept in a [`ParseError`], in bytes: enough to recognise
 /// the line in a log, bounded so that a hostile body cannot blow up error messages.
@@ -272,11 +272,14 @@ pub struct Limits {
     pub max_line_len: usize,
     /// Largest body accepted, in bytes. Default 16 MiB (a two-engine vLLM body is about 75 KB).
     pub max_body_len: usize,
+    /// Most distinct wanted series in one body: bounds the duplicate check's memory (about 32
+    /// bytes a series). Default 50,000; a two-engine vLLM body has about 500 the scaler reads.
+    pub max_series: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_line_len: 64 * 1024, max_body_len: 16 * 1024 * 1024 }
+        Self { max_line_len: 64 * 1024, max_body_len: 16 * 1024 * 1024, max_series: 50_000 }
     }
 }
 
@@ -361,6 +364,14 @@ pub enum ParseError {
         /// Bounded, lossily decoded part of the line.
         excerpt: String,
     },
+    /// The body holds more wanted series than [`Limits::max_series`].
+    #[error("line {line}: more than {limit} series of the families read")]
+    TooManySeries {
+        /// 1-based line number of the first series over the limit.
+        line: u64,
+        /// The limit in force.
+        limit: usize,
+    },
     /// A wanted series (same name and labels) appears a second time in the body.
     #[error("line {line}: duplicate series (also on line {first_line}), invalid exposition that Prometheus rejects: {excerpt:?}")]
     DuplicateSeries {
@@ -384,6 +395,8 @@ enum LineError {
     Utf8,
     /// The series was already seen, on this line.
     Duplicate(u64),
+    /// One series more than [`Limits::max_series`].
+    TooManySeries,
 }
 
 /// Incremental parser: feed it the chunks of one body as they arrive, then call
@@ -405,6 +418,9 @@ pub struct StreamParser {
     /// Series identity ([`series_id`]) of every wanted sample of this body -> its line. Cleared
     /// by `reset` with its capacity kept, so a reused parser allocates nothing per body.
     seen: HashMap<u64, u64, FixedState>,
+    /// Seeds [`series_id`]: random per parser, so a body's author cannot craft two series whose
+    /// identities collide (a false "duplicate" would fail a shared exporter's scrape).
+    ids: RandomState,
 }
 
 impl Default for StreamParser {
@@ -414,7 +430,8 @@ impl Default for StreamParser {
 }
 
 impl StreamParser {
-    /// A parser with the given limits; allocates nothing until a line is split across chunks.
+    /// A parser with the given limits; allocates nothing until a line is split across chunks or
+    /// the first wanted series is recorded for the duplicate check.
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
@@ -423,6 +440,7 @@ impl StreamParser {
             done: false,
             failed: None,
             seen: HashMap::with_hasher(FixedState::default()),
+            ids: RandomState::default(),
         }
     }
 
@@ -624,8 +642,10 @@ impl StreamParser {
         }
         let text = std::str::from_utf8(line).map_err(|e| (LineError::Utf8, e.valid_up_to()))?;
         let sample = parse_sample_rest(text, name, name_end)?;
-        match self.seen.entry(series_id(&sample)) {
+        let full = self.seen.len() >= self.limits.max_series;
+        match self.seen.entry(series_id(&self.ids, &sample)) {
             Entry::Occupied(first) => return Err((LineError::Duplicate(*first.get()), start)),
+            Entry::Vacant(_) if full => return Err((LineError::TooManySeries, start)),
             Entry::Vacant(slot) => {
                 slot.insert(self.stats.lines);
             }
@@ -647,6 +667,7 @@ impl StreamParser {
             LineError::Type => ParseError::BadType { line: line_no, excerpt },
             LineError::Utf8 => ParseError::InvalidUtf8 { line: line_no, excerpt },
             LineError::Duplicate(first_line) => ParseError::DuplicateSeries { line: line_no, first_line, excerpt },
+            LineError::TooManySeries => ParseError::TooManySeries { line: line_no, limit: self.limits.max_series },
         }
     }
 }
@@ -654,7 +675,7 @@ impl StreamParser {
 /// Parses a whole body held in memory (one chunk) with default [`Limits`].
 ///
 /// Why: tests, fixtures and callers that already buffered the body; unlike feeding and finishing
-/// by hand it never copies the last line, so it allocates nothing at all.
+/// by hand it never copies the last line, so it allocates nothing per line (only the duplicate check's table, once per body; a reused [`StreamParser`] keeps that too).
 pub fn parse<V: Visitor>(body: &[u8], v: &mut V) -> Result<Stats, ParseError> {
     let mut parser = StreamParser::default();
     parser.guard(|p| {
@@ -664,14 +685,16 @@ pub fn parse<V: Visitor>(body: &[u8], v: &mut V) -> Result<Stats, ParseError> {
 }
 
 /// Identity of a series: its name and its set of label pairs, whatever order they are written
-/// in (the pairs' hashes are added, which commutes). 64 bits: two distinct series of one body
+/// in (the pairs' hashes are added, which commutes); a label with an empty value is no label, as
+/// for Prometheus. 64 bits from a per-parser random seed: two distinct series of one body
 /// collide with probability about n^2 / 2^65, i.e. never in practice for bodies of thousands of
-/// series.
-fn series_id(sample: &Sample<'_>) -> u64 {
-    const SEED: u64 = 0x6c6c_6d2d_7363_616c;
-    let state = FixedState::with_seed(SEED);
-    let labels = sample.labels().fold(0u64, |acc, (name, value)| acc.wrapping_add(state.hash_one((name, value.raw()))));
-    state.hash_one((sample.name, labels))
+/// series, and nobody can aim for a collision.
+fn series_id(ids: &RandomState, sample: &Sample<'_>) -> u64 {
+    let labels = sample
+        .labels()
+        .filter(|(_, value)| !value.raw().is_empty())
+        .fold(0u64, |acc, (name, value)| acc.wrapping_add(ids.hash_one((name, value.raw()))));
+    ids.hash_one((sample.name, labels))
 }
 
 /// Parses `# TYPE <name> <kind>` from just after the word `TYPE`.
@@ -1236,7 +1259,7 @@ mod tests {
 
     #[test]
     fn line_too_long_one_shot_and_chunked() {
-        let limits = Limits { max_line_len: 16, max_body_len: 1 << 20 };
+        let limits = Limits { max_line_len: 16, max_body_len: 1 << 20, ..Limits::default() };
         let ok = b"a 1234567890123\n"; // 15 bytes + newline
         let exact = b"c 12345678901234\nb 1"; // 16 bytes: allowed (another series: a body may not repeat one)
         let long = b"a 1\nb 123456789012345\n"; // second line 17 bytes
@@ -1257,7 +1280,7 @@ mod tests {
 
     #[test]
     fn body_without_newlines_fails_fast_with_bounded_memory() {
-        let limits = Limits { max_line_len: 64 * 1024, max_body_len: usize::MAX };
+        let limits = Limits { max_line_len: 64 * 1024, max_body_len: usize::MAX, ..Limits::default() };
         let chunk = vec![b'x'; 4096];
         let mut p = StreamParser::new(limits);
         let mut v = Collect::all();
@@ -1284,7 +1307,7 @@ mod tests {
 
     #[test]
     fn body_too_long() {
-        let limits = Limits { max_line_len: 1024, max_body_len: 10 };
+        let limits = Limits { max_line_len: 1024, max_body_len: 10, ..Limits::default() };
         let mut p = StreamParser::new(limits);
         let mut v = Collect::all();
         assert!(p.feed(b"a 1\nb 2\n", &mut v).is_ok());
@@ -1389,6 +1412,23 @@ mod tests {
         let mut v = Collect::wanting(|n| n == "a");
         assert!(parse(b"skip 1\nskip 1\na 2\n", &mut v).is_ok());
         assert_eq!(v.samples.len(), 1);
+    }
+
+    #[test]
+    fn an_empty_label_is_no_label_so_writing_it_does_not_hide_a_repeat() {
+        let err = one_shot(b"a{x=\"\"} 1\na 1\n").unwrap_err();
+        assert!(matches!(err, ParseError::DuplicateSeries { line: 2, first_line: 1, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn more_wanted_series_than_the_limit_is_an_error_not_unbounded_memory() {
+        let body: String = (0..11).map(|i| format!("w{{i=\"{i}\"}} 1\n")).collect();
+        let mut p = StreamParser::new(Limits { max_series: 10, ..Limits::default() });
+        let mut v = Collect::all();
+        let err = p.feed(body.as_bytes(), &mut v).and_then(|()| p.finish(&mut v).map(|_| ())).unwrap_err();
+        assert_eq!(err, ParseError::TooManySeries { line: 11, limit: 10 });
+        let mut p = StreamParser::new(Limits { max_series: 11, ..Limits::default() });
+        assert!(p.feed(body.as_bytes(), &mut Collect::all()).is_ok(), "exactly the limit passes");
     }
 
     #[test]
