@@ -17,10 +17,12 @@ pub mod serve;
 pub mod sim;
 pub mod spec;
 
+pub use decide::{Decider, Tick, TickError};
 pub use serve::{
-    config::Settings,
+    config::{ServeFlags, Settings},
     server::{DiscoveryMode, Server},
 };
+pub use spec::ScalerSpec;
 
 pub mod proto {
     //! KEDA's `externalscaler` gRPC contract, generated from `proto/externalscaler.proto`.

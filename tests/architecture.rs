@@ -111,6 +111,30 @@ fn expand(prefix: &str, tree: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Every path a file's `use` statements bring in, whatever the root (`use std::{time::Instant}`
+/// -> `std::time::Instant`).
+fn all_use_paths(code: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for stmt in code.split(';') {
+        let Some(at) = stmt.find("use ") else { continue };
+        let before = stmt[..at].trim_end();
+        if !(before.is_empty() || before.ends_with('}') || before.ends_with("pub") || before.ends_with(')') || before.ends_with(']')) {
+            continue; // `use` inside a word or expression
+        }
+        let tree = stmt[at + 4..].trim();
+        let (root, rest) = match tree.find("::") {
+            Some(i) => (&tree[..i], &tree[i + 2..]),
+            None => (tree, ""),
+        };
+        if rest.is_empty() {
+            paths.push(root.to_string());
+        } else {
+            expand(root, rest, &mut paths);
+        }
+    }
+    paths
+}
+
 /// Every `crate::` path a file's code names.
 fn crate_paths(code: &str) -> Vec<String> {
     let mut paths = Vec::new();
@@ -250,10 +274,11 @@ fn the_decision_core_does_no_io_and_reads_no_clock() {
         }
         // `mod tests` may use what it likes; it ends the file by convention.
         let code = code.split("#[cfg(test)]").next().unwrap_or(code);
-        for bad in IMPURE {
-            let used = code.contains(&format!("use {bad}")) || code.contains(&format!("{bad}::")) || code.contains(&format!(" {bad} "));
-            if used {
-                found.push(format!("{}: {bad}", file.display()));
+        let mut used: Vec<String> = all_use_paths(code);
+        used.extend(IMPURE.iter().filter(|bad| code.contains(&format!("{bad}::"))).map(|b| format!("{b}::")));
+        for path in used {
+            if let Some(bad) = IMPURE.iter().find(|bad| path == **bad || path.starts_with(&format!("{bad}::"))) {
+                found.push(format!("{}: {bad} ({path})", file.display()));
             }
         }
     }
@@ -266,4 +291,6 @@ fn the_checker_reads_grouped_and_inline_paths() {
     assert_eq!(paths[..3], ["crate::a", "crate::a::B", "crate::c::D"].map(String::from));
     assert!(paths.contains(&"crate::g::h".to_string()));
     assert_eq!(code_only("a // b\n/* c\n d */ e\n"), "a \n\n e\n");
+    let used = all_use_paths("use std::{fmt, time::{Duration, Instant}};\npub use tokio::sync::watch;\n");
+    assert_eq!(used, ["std::fmt", "std::time::Duration", "std::time::Instant", "tokio::sync::watch"].map(String::from));
 }

@@ -1,6 +1,6 @@
 //! `scripts/k8s/build.sh` does not depend on who calls it, and a failed build fails once per run.
 //!
-//! The real build takes about 9 minutes, so these tests use the script's `--make-in DIR` hook:
+//! The real build takes 3-6 minutes, so these tests use the script's `--make-in DIR` hook:
 //! it runs `make` in DIR exactly as the Kubernetes build does (same environment, same log, same
 //! failure marker), here on a tiny Makefile that records where it would write and what it saw.
 
@@ -125,6 +125,36 @@ fn a_failed_build_fails_at_once_for_the_rest_of_the_same_run_and_is_retried_by_t
     assert!(next.status.success(), "a new run tries again: {}", stderr(&next));
     assert!(sb.src.join("_output/bin/kube-apiserver").is_file());
     assert!(!sb.marker().exists(), "a successful attempt leaves no marker");
+}
+
+#[test]
+fn a_stale_marker_of_the_same_run_id_is_ignored() {
+    let sb = Sandbox::new();
+    assert!(!sb.make("fail", &[("K8S_BUILD_RUN_ID", "shell")]).status.success());
+    // Age the marker past the script's 30-minute limit.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(31 * 60);
+    std::fs::File::options().write(true).open(sb.marker()).and_then(|f| f.set_modified(old)).expect("age the marker");
+    let out = sb.make("all", &[("K8S_BUILD_RUN_ID", "shell")]);
+    assert!(out.status.success(), "a marker older than 30 minutes does not block: {}", stderr(&out));
+}
+
+#[test]
+fn a_failure_before_make_does_not_quote_an_earlier_attempts_log() {
+    let sb = Sandbox::new();
+    assert!(!sb.make("fail", &[("K8S_BUILD_RUN_ID", "run-1")]).status.success());
+    // Next run: make is not reachable (no such directory), so the build fails before make.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s/build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--make-in")
+        .arg(sb.src.join("missing"))
+        .env("K8S_TEST_CACHE", &sb.cache)
+        .env("K8S_BUILD_RUN_ID", "run-2")
+        .output()
+        .expect("run build.sh");
+    assert!(!out.status.success());
+    let marker = std::fs::read_to_string(sb.marker()).unwrap_or_default();
+    assert!(!marker.contains("compiler says: boom"), "run-1's log is not run-2's cause: {marker}");
 }
 
 #[test]

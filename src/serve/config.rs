@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::{
     decide::policy::PolicyConfig,
     spec::tenancy::NamespaceAccess,
-    spec::{LatencyHistogram, LatencySpec, ParseContext, ScalerSpec, SpecError, policy_key_ignoring_case},
+    spec::{LatencySpec, ParseContext, ScalerSpec, SpecError, policy_key_ignoring_case},
 };
 
 /// Log output format.
@@ -344,7 +344,7 @@ impl Settings {
             meta.insert((*key).to_string(), v.clone());
         }
         let base_policy = PolicyConfig::default();
-        let base_latency = LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) };
+        let base_latency = LatencySpec::default();
         let spec = ScalerSpec::parse(
             &meta,
             &ParseContext {
@@ -408,6 +408,25 @@ mod tests {
         assert!(Settings::load(Some(&f), &ServeFlags::default()).unwrap_err().to_string().contains("podSelector"));
         std::fs::write(&f, "kube = false\nallow_static_endpoints = true\nscrape_intervall = \"2s\"\n").unwrap();
         assert!(Settings::load(Some(&f), &ServeFlags::default()).unwrap_err().to_string().contains("scrape_intervall"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn flags_not_given_leave_the_files_settings_alone() {
+        let dir = tempfile_dir("unset");
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "kube = false\nallow_static_endpoints = true\nallow_cross_namespace = [\"a:b\"]\nscrape_interval = \"2s\"\ndcgm_selector = \"app=x\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &flags(&[])).unwrap();
+        assert!(!s.kube && s.allow_static_endpoints, "absent --no-kube / --allow-static-endpoints change nothing");
+        assert_eq!(s.allow_cross_namespace, ["a:b"]);
+        assert_eq!((s.scrape_interval, s.dcgm_selector.as_str()), (Duration::from_secs(2), "app=x"));
+        let s = Settings::load(Some(&f), &flags(&["--allow-cross-namespace", "c:d", "--scrape-interval", "3s"])).unwrap();
+        assert_eq!(s.allow_cross_namespace, ["c:d"], "a given flag replaces the file's list");
+        assert_eq!(s.scrape_interval, Duration::from_secs(3));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -10,7 +10,7 @@ use crate::{
     decide::policy::PolicyConfig,
     sim::{config::SimConfig, hpa::HpaConfig, kpa::KpaConfig},
     spec::tenancy::NamespaceAccess,
-    spec::{LatencyHistogram, LatencySpec, ParseContext, ScalerSpec, SpecError},
+    spec::{LatencySpec, ParseContext, ScalerSpec, SpecError},
 };
 
 /// The standard line-up, in report order.
@@ -186,7 +186,7 @@ pub fn llm_scaler_policy(name: &str, cfg: &SimConfig, metadata: &[(String, Strin
     raw.entry("minReplicas".into()).or_insert_with(|| cfg.min_replicas.to_string());
     raw.entry("maxReplicas".into()).or_insert_with(|| cfg.max_replicas.to_string());
     let defaults = PolicyConfig::default();
-    let latency = LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) };
+    let latency = LatencySpec::default();
     let ctx = ParseContext {
         namespace: "sim",
         policy_defaults: &defaults,

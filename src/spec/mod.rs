@@ -71,6 +71,14 @@ pub struct LatencySpec {
     pub window: Duration,
 }
 
+impl Default for LatencySpec {
+    /// TTFT p99 over 60 s of histogram deltas: what users feel first, over a window long enough
+    /// to hold a few requests per replica at low load.
+    fn default() -> Self {
+        LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) }
+    }
+}
+
 /// A statically configured scrape endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaticEndpoint {
@@ -564,7 +572,7 @@ mod tests {
     }
 
     fn lat() -> LatencySpec {
-        LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) }
+        LatencySpec::default()
     }
 
     fn meta(kv: &[(&str, &str)]) -> HashMap<String, String> {

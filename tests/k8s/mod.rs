@@ -121,10 +121,14 @@ fn build_kube_apiserver() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// Identifies this `cargo test` (or nextest) run: the parent process's PID and start time.
-/// Every test binary of one run has the same parent, so a build failure recorded by the first
-/// binary is not retried by the next ones; the next run has another parent and retries.
+/// Identifies this test run: nextest's own run id when set, else the parent process's PID and
+/// start time (`cargo test` starts every test binary of a run). A build failure recorded by the
+/// first binary is not retried by the next ones; the next run has another id and retries (and
+/// the script ignores markers older than 30 minutes, for binaries run by hand from one shell).
 fn run_id() -> String {
+    if let Ok(id) = std::env::var("NEXTEST_RUN_ID") {
+        return format!("nextest-{id}");
+    }
     let ppid = std::os::unix::process::parent_id();
     // Field 22 of /proc/PID/stat is the start time in clock ticks since boot; the command name
     // (field 2) may hold spaces, so count from the closing parenthesis.
