@@ -67,7 +67,7 @@ impl FleetSource {
                 let addrs = eps.iter().map(|e| (e.name.clone(), e.addr)).collect();
                 (Pods::Static { pods, addrs }, namespace.to_string())
             }
-            (PodSource::Kube { .. }, Discovery::None) => return Err(no_kube()),
+            (PodSource::Kube { .. }, Discovery::None) => return Err(SpecError::no_kube()),
             (PodSource::Kube { namespace: pod_ns, selector }, Discovery::Custom(lister)) => {
                 in_process_can_list(namespace, pod_ns, selector.as_deref())?;
                 (Pods::InProcess { lister: lister.clone(), namespace: namespace.to_string(), name: name.to_string() }, pod_ns.clone())
@@ -85,10 +85,10 @@ impl FleetSource {
             // The exporter on a pod's node is found through the pod's node: only pods discovered
             // through Kubernetes have one.
             (GpuSource::KubeDcgm { .. }, Pods::Static { .. }) => {
-                return Err(dcgm_endpoints_required("with static endpoints (or set gpuSource: none)"));
+                return Err(SpecError::dcgm_endpoints_required("with static endpoints (or set gpuSource: none)"));
             }
             (GpuSource::KubeDcgm { .. }, Pods::InProcess { .. }) => {
-                return Err(dcgm_endpoints_required(
+                return Err(SpecError::dcgm_endpoints_required(
                     "with an in-process fleet, which has no dcgm-exporter pods to find (or set gpuSource: none)",
                 ));
             }
@@ -148,20 +148,6 @@ fn in_process_can_list(own: &str, namespace: &str, selector: Option<&str>) -> Re
         });
     }
     Ok(())
-}
-
-/// GPU metrics asked for where no dcgm-exporter can be discovered: fixed ones must be named.
-fn dcgm_endpoints_required(when: &str) -> SpecError {
-    SpecError::Conflict { key: "dcgmEndpoints".to_string(), problem: format!("required when GPU metrics are enabled {when}") }
-}
-
-/// Kubernetes pods asked for on a server without Kubernetes (metadata parsing refuses this
-/// first, with the same words).
-fn no_kube() -> SpecError {
-    SpecError::Conflict {
-        key: "endpoints".to_string(),
-        problem: "required: this server runs without Kubernetes (--no-kube), so pods cannot be discovered".to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -222,6 +222,23 @@ pub enum SpecError {
     },
 }
 
+impl SpecError {
+    /// Kubernetes pods asked for on a server without Kubernetes. Also returned by
+    /// `discovery::FleetSource::new`, which guards the same combination for specs built otherwise.
+    pub fn no_kube() -> Self {
+        SpecError::Conflict {
+            key: "endpoints".to_string(),
+            problem: "required: this server runs without Kubernetes (--no-kube), so pods cannot be discovered".to_string(),
+        }
+    }
+
+    /// GPU metrics asked for where no dcgm-exporter can be discovered (`when` says why): fixed
+    /// ones must be named.
+    pub fn dcgm_endpoints_required(when: &str) -> Self {
+        SpecError::Conflict { key: "dcgmEndpoints".to_string(), problem: format!("required when GPU metrics are enabled {when}") }
+    }
+}
+
 /// Keys that choose where pods and GPU numbers come from: per ScaledObject only.
 const SOURCE_KEYS: &[&str] = &[
     "podSelector",
@@ -403,10 +420,7 @@ impl ScalerSpec {
             return Ok(PodSource::Static(endpoints(k, v)?));
         }
         if !ctx.kube_enabled {
-            return Err(SpecError::Conflict {
-                key: "endpoints".to_string(),
-                problem: "required: this server runs without Kubernetes (--no-kube), so pods cannot be discovered".to_string(),
-            });
+            return Err(SpecError::no_kube());
         }
         let namespace = m
             .parse("namespace", "a Kubernetes namespace name", |v| is_namespace_name(v).then(|| v.to_string()))?
@@ -452,10 +466,7 @@ impl ScalerSpec {
             return Ok(GpuSource::StaticDcgm { endpoints: endpoints(k, v)?.into_iter().map(|e| e.addr).collect(), field });
         }
         if matches!(pods, PodSource::Static(_)) {
-            return Err(SpecError::Conflict {
-                key: "dcgmEndpoints".to_string(),
-                problem: "required when GPU metrics are enabled with static endpoints (or set gpuSource: none)".to_string(),
-            });
+            return Err(SpecError::dcgm_endpoints_required("with static endpoints (or set gpuSource: none)"));
         }
         let namespace = m
             .parse("dcgmNamespace", "a Kubernetes namespace name", |v| is_namespace_name(v).then(|| v.to_string()))?
