@@ -2,17 +2,18 @@
 //!
 //! The engine runs iterations. Each iteration decodes one token for every sequence in the
 //! running batch and spends the rest of its token budget (`max_num_batched_tokens`) on prompt
-//! chunks of admitted requests, first come first served (vLLM V1 with chunked prefill). An
+//! chunks of admitted requests, first come first served (vLLM V1 with chunked prefill); every
+//! prompt completed in an iteration gets its first token when that iteration ends. An
 //! iteration takes
 //!
 //! ```text
-//! tau = base + per_seq * B + per_kv_token * KV + per_prefill_token * P
+//! tau = base + per_seq * B + per_kv_token * KV + per_prefill_token * P (+ mixed if P > 0)
 //! ```
 //!
 //! with `B` sequences decoding, `KV` tokens held in the KV cache and `P` prompt tokens in the
-//! iteration. The four coefficients are a least-squares fit of vLLM's measured TPOT for
-//! Llama-3.1-70B FP8 on two H100s (see [`ModelProfile::llama70b_fp8_h100_tp2`] and
-//! `docs/simulator.md`).
+//! iteration; a request reaches the engine `frontend_s` after it arrives (the API server). The
+//! coefficients are fitted to the measured TTFT and TPOT of closed-loop benchmarks simulated in
+//! this engine ([`crate::sim::calibration`], [`ModelProfile`], `docs/replica-model.md`).
 //!
 //! The simulation is event driven, not iteration by iteration: between two events (a prompt
 //! finishing, a sequence finishing, the KV cache filling up, an arrival) the batch is constant,
@@ -35,73 +36,8 @@ use std::{
 
 use crate::sim::render::vllm::{FinishReason, FinishedRequest, VllmPod};
 
+pub use super::profile::ModelProfile;
 use super::workload::Request;
-
-/// The modelled replica: hardware, vLLM settings and the calibrated iteration-time model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelProfile {
-    /// Served model (the `model_name` label).
-    pub model: String,
-    /// Accelerator.
-    pub gpu: String,
-    /// Tensor parallelism = GPUs per replica.
-    pub tp: u32,
-    /// `--max-num-seqs`: batch slots.
-    pub max_num_seqs: u32,
-    /// `--max-num-batched-tokens`: tokens per iteration (decode + prompt chunks).
-    pub max_batched_tokens: u32,
-    /// KV-cache capacity in tokens (`num_gpu_blocks x block_size`).
-    pub kv_capacity_tokens: u64,
-    /// KV block size in tokens.
-    pub block_size: u64,
-    /// Fixed cost of an iteration, seconds.
-    pub iter_base_s: f64,
-    /// Added per decoding sequence, seconds.
-    pub iter_per_seq_s: f64,
-    /// Added per token held in the KV cache (attention reads), seconds.
-    pub iter_per_kv_token_s: f64,
-    /// Added per prompt token computed in the iteration, seconds.
-    pub iter_per_prefill_token_s: f64,
-}
-
-impl ModelProfile {
-    /// Llama-3.1-70B FP8 weights (BF16 KV cache) on 2 x H100 SXM 80GB, vLLM, TP2.
-    ///
-    /// Iteration model fitted (least squares, 12 rows, every row within 3%) to the vLLM /
-    /// Llama-3.1-70B / h100_sxm / fp8 / tp_size 2 rows of
-    /// `data/calibration/llm_serving_latency_profiles.csv` with TTFT under 2 s (the three rows
-    /// above it are KV-cache exhaustion at 8k prompts x 32-64 sequences, which the capacity
-    /// below reproduces instead). KV capacity from memory: 2 x 80 GB x 0.9 minus 70.6 GB of FP8
-    /// weights and about 4 GB of activations leaves ~69 GB; at 320 KiB per token (80 layers x 8
-    /// KV heads x 128 x 2 x BF16) that is ~210k tokens, consistent with the rows that run out.
-    pub fn llama70b_fp8_h100_tp2() -> Self {
-        ModelProfile {
-            model: "meta-llama/Llama-3.1-70B-Instruct".to_string(),
-            gpu: "NVIDIA H100 80GB HBM3".to_string(),
-            tp: 2,
-            max_num_seqs: 256,
-            max_batched_tokens: 8192,
-            kv_capacity_tokens: 13_125 * 16,
-            block_size: 16,
-            iter_base_s: 16.5425e-3,
-            iter_per_seq_s: 0.035_973e-3,
-            iter_per_kv_token_s: 5.922e-8,
-            iter_per_prefill_token_s: 0.069_980e-3,
-        }
-    }
-
-    /// Iteration time for `b` decoding sequences, `kv` cached tokens and `p` prompt tokens.
-    pub fn iteration_s(&self, b: f64, kv: f64, p: f64) -> f64 {
-        self.iter_base_s + self.iter_per_seq_s * b + self.iter_per_kv_token_s * kv + self.iter_per_prefill_token_s * p
-    }
-
-    /// Steady-state TPOT of a closed loop of `b` concurrent requests of `isl` / `osl` tokens, the
-    /// benchmark the calibration rows come from: on average each sequence holds `isl + osl/2`
-    /// tokens and each iteration carries `b * isl / osl` prompt tokens.
-    pub fn steady_tpot_s(&self, b: f64, isl: f64, osl: f64) -> f64 {
-        self.iteration_s(b, b * (isl + osl / 2.0), b * isl / osl)
-    }
-}
 
 /// A finished (or dropped) request, for the run's statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,6 +73,8 @@ struct Slot {
     generated: u32,
     /// KV tokens reserved at admission (prompt + tokens generated before a preemption).
     ctx: u32,
+    /// When the engine core sees it: arrival plus the API server's hand-off (`frontend_s`).
+    ready_at: f64,
     admitted_at: f64,
     first_token: f64,
     prefill_left: f64,
@@ -178,6 +116,9 @@ pub struct Replica {
     free: Vec<u32>,
     waiting: VecDeque<u32>,
     prefill: VecDeque<u32>,
+    /// Prompts computed in the iteration in progress: their first token comes when it ends
+    /// (every prompt of a chunk gets its first token at the end of the same iteration).
+    landed: Vec<u32>,
     prefill_backlog: f64,
     /// Prompt tokens of the iteration in progress (fixed when it starts) and still to compute.
     chunk: f64,
@@ -198,6 +139,8 @@ pub struct Replica {
     pub generation_tokens: f64,
     /// Preemptions so far.
     pub preemptions: u64,
+    /// Requests finished or rejected so far (what [`Replica::advance_until_finish`] watches).
+    finished: u64,
     /// The render state: gauges, counters and histograms as vLLM keeps them.
     pub pod: VllmPod,
 }
@@ -215,6 +158,7 @@ impl Replica {
             free: Vec::new(),
             waiting: VecDeque::new(),
             prefill: VecDeque::new(),
+            landed: Vec::new(),
             prefill_backlog: 0.0,
             chunk: 0.0,
             chunk_left: 0.0,
@@ -228,6 +172,7 @@ impl Replica {
             prompt_tokens: 0.0,
             generation_tokens: 0.0,
             preemptions: 0,
+            finished: 0,
             pod,
         }
     }
@@ -239,7 +184,7 @@ impl Replica {
 
     /// Requests in the running batch (prefilling or decoding).
     pub fn running(&self) -> usize {
-        self.prefill.len() + self.n_decode as usize
+        self.prefill.len() + self.landed.len() + self.n_decode as usize
     }
 
     /// Running requests over batch slots, 0..1 (what the DCGM load figures follow).
@@ -275,6 +220,7 @@ impl Replica {
             output: r.output.max(1),
             generated: 0,
             ctx: 0,
+            ready_at: self.now + self.p.frontend_s,
             admitted_at: f64::NAN,
             first_token: f64::NAN,
             prefill_left: 0.0,
@@ -320,6 +266,7 @@ impl Replica {
         }
         self.waiting.clear();
         self.prefill.clear();
+        self.landed.clear();
         self.prefill_backlog = 0.0;
         self.chunk_left = 0.0;
         self.decode.clear();
@@ -335,6 +282,9 @@ impl Replica {
         while self.running() < self.p.max_num_seqs as usize {
             let Some(&idx) = self.waiting.front() else { break };
             let s = &self.slots[idx as usize];
+            if s.ready_at > self.now {
+                break;
+            }
             let ctx = s.input + s.generated;
             if f64::from(ctx) > cap * 0.99 {
                 // Longer than the whole cache: vLLM rejects it.
@@ -350,6 +300,7 @@ impl Replica {
                 });
                 s.state = State::Free;
                 self.free.push(idx);
+                self.finished += 1;
                 continue;
             }
             // Admission keeps vLLM's 1% watermark of free blocks.
@@ -394,6 +345,7 @@ impl Replica {
         }
         s.state = State::Free;
         s.epoch = s.epoch.wrapping_add(1);
+        self.finished += 1;
         let ttft = s.first_token - s.arrival;
         let gaps = s.output.saturating_sub(1);
         let decode_s = now - s.first_token;
@@ -422,8 +374,10 @@ impl Replica {
             match s.state {
                 State::Prefill => {
                     // The newest running request is the last one admitted, so it is the back of
-                    // the prompt queue.
-                    if self.prefill.back() == Some(&idx) {
+                    // the prompt queue (or a prompt computed in the iteration in progress).
+                    if let Some(pos) = self.landed.iter().position(|&i| i == idx) {
+                        self.landed.swap_remove(pos);
+                    } else if self.prefill.back() == Some(&idx) {
                         self.prefill.pop_back();
                     } else {
                         self.prefill.retain(|&i| i != idx);
@@ -454,16 +408,72 @@ impl Replica {
 
     /// Runs the engine up to `t_end`, reporting every request that finishes.
     pub fn advance_to(&mut self, t_end: f64, done: &mut impl FnMut(Done)) {
+        self.run(t_end, done, false);
+    }
+
+    /// Runs the engine up to `t_end` or until the first request finishes (or is rejected),
+    /// whichever comes first; true if one finished, the engine's clock then stands at its
+    /// finish. A closed-loop client needs this: its next request leaves the instant the last
+    /// one ends.
+    pub fn advance_until_finish(&mut self, t_end: f64, done: &mut impl FnMut(Done)) -> bool {
+        self.run(t_end, done, true)
+    }
+
+    /// The prompts computed in the iteration that just ended get their first token and start
+    /// decoding (or finish, if one token was all they asked for).
+    fn land(&mut self, done: &mut impl FnMut(Done)) {
+        let now = self.now;
+        let v = self.v;
+        for idx in std::mem::take(&mut self.landed) {
+            let s = &mut self.slots[idx as usize];
+            if s.first_token.is_nan() {
+                // The prompt's last chunk produces the first output token.
+                s.first_token = now;
+                s.generated = 1;
+                self.generation_tokens += 1.0;
+            }
+            let remaining = s.output.saturating_sub(s.generated);
+            if remaining == 0 {
+                self.finish(idx, done);
+            } else {
+                s.state = State::Decode;
+                s.start_v = v;
+                s.ctx = s.ctx.max(1);
+                // The reserved context grows as the sequence decodes; `ctx` counts what was
+                // reserved at admission, the rest is `v - start_v`.
+                self.n_decode += 1;
+                self.start_v_sum += v;
+                self.decode.push(Reverse((Ord64(v + f64::from(remaining)), idx, s.epoch)));
+            }
+        }
+    }
+
+    fn run(&mut self, t_end: f64, done: &mut impl FnMut(Done), stop_at_finish: bool) -> bool {
         let cap = self.p.kv_capacity_tokens as f64;
         let budget = f64::from(self.p.max_batched_tokens);
+        let finished_before = self.finished;
+        let stop = |r: &Self| stop_at_finish && r.finished > finished_before;
         while self.now < t_end {
             self.admit(done);
+            if stop(self) {
+                return true;
+            }
             self.clean_heap();
             let b = f64::from(self.n_decode);
             let q = self.prefill_backlog;
-            if self.n_decode == 0 && self.prefill.is_empty() {
-                self.now = t_end;
-                break;
+            // The next request the API server hands to the engine core, if it is still on its way.
+            let handoff = self.waiting.front().map(|&i| self.slots[i as usize].ready_at).filter(|&t| t > self.now);
+            if self.n_decode == 0 && self.prefill.is_empty() && self.landed.is_empty() {
+                match handoff {
+                    Some(t) if t < t_end => {
+                        self.now = t;
+                        continue;
+                    }
+                    _ => {
+                        self.now = t_end;
+                        break;
+                    }
+                }
             }
             // An iteration's prompt chunk is fixed when it starts (what the scheduler packed);
             // requests admitted meanwhile join the next one.
@@ -478,6 +488,11 @@ impl Replica {
             let tau = self.p.iteration_s(b, kv, p);
             let mut dt = t_end - self.now;
             let mut next = Next::Horizon;
+            if let Some(t) = handoff
+                && t - self.now < dt
+            {
+                dt = t - self.now;
+            }
             if let Some(Reverse((Ord64(fv), _, _))) = self.decode.peek() {
                 let d = (fv - self.v).max(0.0) * tau;
                 if d <= dt {
@@ -535,30 +550,8 @@ impl Replica {
                         if self.prefill.is_empty() {
                             self.prefill_backlog = 0.0;
                         }
-                        let now = self.now;
-                        let v = self.v;
-                        let s = &mut self.slots[idx as usize];
-                        s.prefill_left = 0.0;
-                        if s.first_token.is_nan() {
-                            // The prompt's last chunk produces the first output token.
-                            s.first_token = now;
-                            s.generated = 1;
-                            self.generation_tokens += 1.0;
-                        }
-                        let remaining = s.output.saturating_sub(s.generated);
-                        if remaining == 0 {
-                            s.state = State::Prefill;
-                            self.finish(idx, done);
-                        } else {
-                            s.state = State::Decode;
-                            s.start_v = v;
-                            s.ctx = s.ctx.max(1);
-                            // The reserved context grows as the sequence decodes; `ctx` counts
-                            // what was reserved at admission, the rest is `v - start_v`.
-                            self.n_decode += 1;
-                            self.start_v_sum += v;
-                            self.decode.push(Reverse((Ord64(v + f64::from(remaining)), idx, s.epoch)));
-                        }
+                        self.slots[idx as usize].prefill_left = 0.0;
+                        self.landed.push(idx);
                     }
                 }
                 Next::KvFull => {
@@ -568,8 +561,15 @@ impl Replica {
                     }
                 }
             }
+            if !self.landed.is_empty() && (self.chunk_left <= 1e-9 || self.prefill.is_empty()) {
+                self.land(done);
+            }
+            if stop(self) {
+                return true;
+            }
         }
         self.now = self.now.max(t_end);
+        false
     }
 }
 
@@ -581,61 +581,52 @@ mod tests {
         Request { arrival_s: t, input, output }
     }
 
-    /// Closed loop: `b` clients each sending the next request as soon as the previous ends.
-    fn closed_loop(p: &ModelProfile, b: usize, isl: u32, osl: u32, secs: f64) -> (f64, f64, u64) {
-        let mut r = Replica::new(p, 0.0);
-        for _ in 0..b {
-            r.submit(&req(0.0, isl, osl), 0.0);
-        }
-        let mut tpots = Vec::new();
-        let mut out_tokens = 0u64;
-        let mut t = 0.0;
-        let step = 0.05;
-        while t < secs {
-            t += step;
-            let mut finished = Vec::new();
-            r.advance_to(t, &mut |d| finished.push(d));
-            for d in finished {
-                if d.arrival_s > secs * 0.2 {
-                    tpots.push(d.tpot_s.unwrap());
-                    out_tokens += u64::from(d.output);
-                }
-                r.submit(&req(t, isl, osl), t);
-            }
-        }
-        let mean = tpots.iter().sum::<f64>() / tpots.len() as f64;
-        (mean, out_tokens as f64 / (secs * 0.8), r.preemptions)
-    }
-
     #[test]
-    fn steady_tpot_matches_calibration_rows() {
-        // vLLM, Llama-3.1-70B FP8, H100 TP2, measured TPOT (ms) from the calibration CSV.
+    fn the_closed_form_tpot_stays_near_the_calibration_rows() {
+        // vLLM, Llama-3.1-70B FP8, H100 TP2, measured TPOT (ms) from the calibration CSV. The
+        // fit simulates the benchmark (sim::calibration); the closed form, which spreads the
+        // prompts evenly, stays within 7 %.
         let p = ModelProfile::llama70b_fp8_h100_tp2();
         for (isl, osl, b, tpot_ms) in
             [(1024.0, 1024.0, 4.0, 17.407), (1024.0, 1024.0, 16.0, 19.740), (1024.0, 1024.0, 64.0, 28.769), (8192.0, 1024.0, 16.0, 34.625)]
         {
             let model = p.steady_tpot_s(b, isl, osl) * 1e3;
-            assert!((model - tpot_ms).abs() / tpot_ms < 0.03, "{isl}/{osl} x{b}: model {model:.2} ms vs measured {tpot_ms} ms");
+            assert!((model - tpot_ms).abs() / tpot_ms < 0.07, "{isl}/{osl} x{b}: model {model:.2} ms vs measured {tpot_ms} ms");
         }
     }
 
     #[test]
-    fn simulated_throughput_at_batch_64_matches_the_row() {
-        // Row: 1k in / 1k out, 64 concurrent: TPOT 28.77 ms, 1,097.9 output tok/s per GPU (TP2).
+    fn prompts_computed_in_one_iteration_get_their_first_token_together() {
+        // Four 1k prompts arrive together: one 4,096-token chunk, one first token for all.
         let p = ModelProfile::llama70b_fp8_h100_tp2();
-        let (tpot, tok_s, preempt) = closed_loop(&p, 64, 1024, 1024, 600.0);
-        assert_eq!(preempt, 0);
-        assert!((tpot * 1e3 - 28.77).abs() / 28.77 < 0.06, "TPOT {:.2} ms", tpot * 1e3);
-        let per_gpu = tok_s / 2.0;
-        assert!((per_gpu - 1097.9).abs() / 1097.9 < 0.08, "{per_gpu:.0} tok/s per GPU");
+        let mut r = Replica::new(&p, 0.0);
+        for _ in 0..4 {
+            r.submit(&req(0.0, 1024, 10), 0.0);
+        }
+        let mut done = Vec::new();
+        r.advance_to(5.0, &mut |d| done.push(d));
+        let ttft: Vec<f64> = done.iter().filter_map(|d| d.ttft_s).collect();
+        assert_eq!(ttft.len(), 4);
+        let chunk = p.frontend_s + p.iteration_s(0.0, 4096.0, 4096.0);
+        assert!(ttft.iter().all(|t| (t - chunk).abs() < 1e-6), "{ttft:?} vs {chunk}");
+    }
+
+    #[test]
+    fn a_closed_loop_client_resends_at_the_finish_instant() {
+        let p = ModelProfile::llama70b_fp8_h100_tp2();
+        let mut r = Replica::new(&p, 0.0);
+        r.submit(&req(0.0, 100, 20), 0.0);
+        let mut done = Vec::new();
+        assert!(r.advance_until_finish(100.0, &mut |d| done.push(d)));
+        assert_eq!(done.len(), 1);
+        assert!((r.now() - done[0].e2e_s).abs() < 1e-9, "stopped at {} for a finish at {}", r.now(), done[0].e2e_s);
+        assert!(!r.advance_until_finish(200.0, &mut |d| done.push(d)));
+        assert_eq!(r.now(), 200.0);
     }
 
     #[test]
     fn preempts_when_the_kv_cache_runs_out() {
-        // 8k prompts x 32 sequences need ~290k tokens: more than the ~210k the cache holds.
         let p = ModelProfile::llama70b_fp8_h100_tp2();
-        let (_, _, preempt) = closed_loop(&p, 32, 8192, 1024, 300.0);
-        assert!(preempt > 0);
         // A small cache and long outputs: admitted sequences grow until one must yield.
         let small = ModelProfile { kv_capacity_tokens: 4000, ..p };
         let mut r = Replica::new(&small, 0.0);
@@ -662,12 +653,12 @@ mod tests {
         assert_eq!((r.pod.engines[0].running, r.pod.engines[0].waiting), (1, 0));
         r.advance_to(10.0, &mut |d| done.push(d));
         let d = done[0];
-        // Prefill of 1000 tokens in one chunk: base + 1000 x per-token.
+        // The API server's hand-off, then the prefill of 1000 tokens in one chunk.
         let ttft = d.ttft_s.unwrap();
-        assert!((ttft - p.iteration_s(0.0, 1000.0, 1000.0)).abs() < 1e-3, "{ttft}");
+        assert!((ttft - p.frontend_s - p.iteration_s(0.0, 1000.0, 1000.0)).abs() < 1e-3, "{ttft}");
         let tpot = d.tpot_s.unwrap();
         assert!((tpot - p.iteration_s(1.0, 1050.0, 0.0)).abs() < 1e-3, "{tpot}");
-        assert!((r.busy_s - d.e2e_s).abs() < 1e-9);
+        assert!((r.busy_s + p.frontend_s - d.e2e_s).abs() < 1e-9);
         assert_eq!(r.pod.engines[0].ttft.count(), 1);
         assert!((r.generation_tokens - 101.0).abs() < 1e-6 && (r.prompt_tokens - 1000.0).abs() < 1e-6);
         assert_eq!(r.outstanding(), 0);

@@ -15,6 +15,8 @@
 //! rendered bodies over loopback HTTP for the demo, the integration tests and the benches.
 
 pub mod accounting;
+pub mod benchmark;
+pub mod calibration;
 pub mod capacity;
 pub mod cli;
 pub mod config;
@@ -28,6 +30,7 @@ pub mod lineup;
 pub mod plots;
 pub mod pods;
 pub mod pool;
+pub mod profile;
 pub mod render;
 pub mod replay;
 pub mod report;
