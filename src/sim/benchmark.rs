@@ -212,6 +212,49 @@ pub fn mean(v: &[f64]) -> f64 {
     if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
+/// Requests a throughput benchmark sends (`--num-prompts`); vLLM's default is 1,000, more
+/// here so that the ramp-down at the end weighs less.
+pub const BENCH_PROMPTS: usize = 4000;
+
+/// `vllm bench serve --request-rate inf --max-concurrency max_num_seqs` on `lengths`: the
+/// replica at saturation, every batch slot busy. The capacity a user measures with a
+/// throughput benchmark of one replica.
+pub fn saturation(p: &ModelProfile, lengths: &[(u32, u32)], slo: Slo) -> BenchReport {
+    run(p, &BenchRun { lengths, rate: RequestRate::Inf, max_concurrency: Some(p.max_num_seqs), client_jitter_s: 0.0 }).report(slo)
+}
+
+/// Prompt plus generated tokens per second one replica serves at saturation on `lengths`:
+/// what `targetTokensPerSecond` means (the design's `replicas = load x peakFactor / replica
+/// capacity`, with the capacity from a throughput benchmark).
+pub fn saturation_total_tokens_per_s(p: &ModelProfile, lengths: &[(u32, u32)]) -> f64 {
+    saturation(p, lengths, Slo::default()).total_tokens_per_s
+}
+
+/// One Poisson run of `lengths` at `rps` (seed 42, no concurrency limit).
+pub fn at_rate(p: &ModelProfile, lengths: &[(u32, u32)], rps: f64, slo: Slo) -> BenchReport {
+    run(p, &BenchRun { lengths, rate: RequestRate::Poisson { rps, seed: 42 }, max_concurrency: None, client_jitter_s: 0.0 }).report(slo)
+}
+
+/// The highest Poisson rate at which at least `target` of the requests meet the SLO (what
+/// `vllm bench serve --goodput` is run to find), by bisection, and the run at that rate.
+pub fn goodput(p: &ModelProfile, lengths: &[(u32, u32)], slo: Slo, target: f64) -> (f64, BenchReport) {
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    while at_rate(p, lengths, hi, slo).slo_attainment >= target && hi < 1e5 {
+        lo = hi;
+        hi *= 2.0;
+    }
+    for _ in 0..14 {
+        let mid = (lo + hi) / 2.0;
+        if at_rate(p, lengths, mid, slo).slo_attainment >= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let rate = if lo > 0.0 { lo } else { hi / 2f64.powi(14) };
+    (rate, at_rate(p, lengths, rate, slo))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +308,17 @@ mod tests {
         assert!((rep.total_tokens_per_s - 40.0 * 550.0 / t.duration_s).abs() < 1e-6);
         assert!((rep.request_throughput - 40.0 / t.duration_s).abs() < 1e-9);
         assert!(rep.ttft_p50_s <= rep.ttft_p99_s && rep.tpot_p50_s <= rep.tpot_p99_s);
+    }
+
+    #[test]
+    fn goodput_is_the_highest_rate_keeping_99_percent_within_the_slo() {
+        let p = ModelProfile::llama70b_fp8_h100_tp2();
+        let lengths: Vec<(u32, u32)> = (0..1500).map(|i| (400 + (i * 131) % 1200, 20 + (i * 17) % 200)).collect();
+        let (rate, rep) = goodput(&p, &lengths, Slo::default(), 0.99);
+        assert!(rep.slo_attainment >= 0.99, "{rep:?}");
+        assert!(at_rate(&p, &lengths, rate * 1.1, Slo::default()).slo_attainment < 0.99, "not the highest: {rate}");
+        // Saturation serves more than goodput does, at worse latency.
+        let sat = saturation(&p, &lengths, Slo::default());
+        assert!(sat.request_throughput > rate && sat.ttft_p99_s > rep.ttft_p99_s, "{sat:?}");
     }
 }

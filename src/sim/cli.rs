@@ -16,7 +16,9 @@ use crate::sim::{
     config::{Router, SimConfig, Slo},
     kpa::KpaConfig,
     lineup::{Lineup, Policy},
-    plots, pool, report,
+    plots, pool,
+    profile::ReplicaKind,
+    replica_report, report,
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -153,6 +155,19 @@ pub struct SimulateArgs {
     /// Write SVG plots into this directory.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// The modelled replica: llama70b-fp8-h100-tp2 or llama8b-fp8-h200 (docs/replica-model.md).
+    #[arg(long, default_value = "llama70b-fp8-h100-tp2")]
+    pub replica: String,
+    /// Print the replica model's report instead of simulating a fleet: calibration rows measured
+    /// vs modelled, SLO vs Poisson load, `vllm bench serve` at saturation and at goodput.
+    #[arg(long)]
+    pub replica_report: bool,
+    /// With --replica-report: refit the replica's coefficients on its fit rows first.
+    #[arg(long, requires = "replica_report")]
+    pub replica_fit: bool,
+    /// Calibration rows for --replica-report.
+    #[arg(long, value_name = "FILE", default_value = "data/calibration/llm_serving_latency_profiles.csv")]
+    pub calibration: PathBuf,
 }
 
 fn kv(s: &str) -> anyhow::Result<(String, String)> {
@@ -206,7 +221,7 @@ pub fn workload(a: &SimulateArgs) -> anyhow::Result<Workload> {
 
 /// The cluster model the flags describe.
 pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
-    let mut cfg = SimConfig::default();
+    let mut cfg = SimConfig { profile: a.replica.parse::<ReplicaKind>()?.profile(), ..SimConfig::default() };
     if let Some(n) = a.gpus_per_replica {
         cfg.profile.tp = n.max(1);
     }
@@ -272,6 +287,12 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
 
 /// Runs `simulate`.
 pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
+    if a.replica_report {
+        let conv = a.trace.clone().unwrap_or_else(|| PathBuf::from("data/traces/azure_2023/AzureLLMInferenceTrace_conv.csv"));
+        let slo = Slo { ttft_s: a.ttft_slo.as_secs_f64(), tpot_s: a.tpot_slo.as_secs_f64() };
+        print!("{}", replica_report::render(a.replica.parse()?, &a.calibration, &conv, slo, a.replica_fit)?);
+        return Ok(());
+    }
     let mut cfg = sim_config(&a)?;
     let mut w = workload(&a)?;
     let tty = std::io::stderr().is_terminal();

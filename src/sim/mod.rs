@@ -33,6 +33,7 @@ pub mod pool;
 pub mod profile;
 pub mod render;
 pub mod replay;
+pub mod replica_report;
 pub mod report;
 pub mod scrape;
 pub mod stats;
