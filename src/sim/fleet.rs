@@ -11,7 +11,7 @@
 //! Ready only while it serves ([`Pod::info`]; a draining pod has a deletionTimestamp, which
 //! `discovery::kube::watch::pod_info` reads as not Ready).
 
-use std::{collections::VecDeque, net::IpAddr};
+use std::{borrow::Cow, collections::VecDeque, net::IpAddr};
 
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 
@@ -93,7 +93,9 @@ struct Node {
 
 /// The replicas and the gateway in front of them.
 pub struct Fleet<'c> {
-    cfg: &'c SimConfig,
+    /// Borrowed by the simulator's replays; owned by the demo, whose pods are rendered from the
+    /// HTTP server's tasks and so must be `'static`.
+    cfg: Cow<'c, SimConfig>,
     pods: Vec<Pod>,
     next_id: u32,
     rng: Xoshiro256PlusPlus,
@@ -121,6 +123,15 @@ pub struct Fleet<'c> {
 impl<'c> Fleet<'c> {
     /// An empty fleet; `seed` drives routing and cold-start jitter.
     pub fn new(cfg: &'c SimConfig, seed: u64) -> Self {
+        Self::of(Cow::Borrowed(cfg), seed)
+    }
+
+    /// An empty fleet owning its configuration.
+    pub fn owned(cfg: SimConfig, seed: u64) -> Fleet<'static> {
+        Fleet::of(Cow::Owned(cfg), seed)
+    }
+
+    fn of(cfg: Cow<'c, SimConfig>, seed: u64) -> Self {
         Fleet {
             cfg,
             pods: Vec::new(),
@@ -143,12 +154,22 @@ impl<'c> Fleet<'c> {
 
     /// A fleet of `n` pods Ready at t = 0 (on nodes already there).
     pub fn with_ready(cfg: &'c SimConfig, seed: u64, n: u32) -> Self {
-        let mut f = Fleet::new(cfg, seed);
+        Self::of(Cow::Borrowed(cfg), seed).with_pods(n)
+    }
+
+    /// Adds `n` pods Ready at t = 0 (on nodes already there).
+    pub fn with_pods(mut self, n: u32) -> Self {
+        let f = &mut self;
         for _ in 0..n {
             f.add_pod(0.0, None);
         }
-        f.peak = n;
-        f
+        f.peak = f.peak.max(f.pods.len() as u32);
+        self
+    }
+
+    /// The cluster model it runs on.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
     }
 
     /// Adds a pod at `now`: Ready at once (`None`, the initial fleet), or after a cold start of
