@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "sim")]
-use llm_scaler::sim::demo::{self, DemoOptions};
+use llm_scaler::sim::demo::{self, DemoOptions, DemoWorkload};
 use llm_scaler::{
     Server,
     serve::{
@@ -34,8 +34,9 @@ enum Command {
     /// Run the external scaler (gRPC for KEDA, HTTP for metrics, health and the decisions API).
     Serve(Box<ServeArgs>),
     /// Offline demo: the real server scraping a modelled vLLM fleet (loopback HTTP) that replays
-    /// a bundled trace fast-forwarded, with KEDA and the HPA played in virtual time; a live view
-    /// of replicas, demand and per-signal contributions, and a report at the end.
+    /// a day of the bundled ServeGen curve fast-forwarded, with KEDA and the HPA played in
+    /// virtual time; a live view of load, readings and per-signal demand, and `simulate`'s table
+    /// (smallest static fleet meeting the SLO, llm-scaler) at the end.
     #[cfg(feature = "sim")]
     Demo(DemoArgs),
     /// Replay a workload (trace, rate curve or pattern) against a modelled vLLM fleet under
@@ -57,18 +58,24 @@ struct ServeArgs {
 #[cfg(feature = "sim")]
 #[derive(Args)]
 struct DemoArgs {
-    /// Wall-clock length of the demo: the trace is fast-forwarded to fit.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    /// Wall-clock length of the demo: the workload is fast-forwarded to fit.
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Replay this trace (Azure CSV, or CSV/JSONL with arrival seconds and token counts)
-    /// instead of the bundled Azure 2023 code trace.
+    /// instead of a day of the bundled ServeGen curve.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Day of the bundled 14-day ServeGen curve to replay (0-based).
+    #[arg(long, default_value_t = 9, conflicts_with = "trace")]
+    day: u32,
+    /// How many times faster than real time the day plays in virtual time (12: two hours).
+    #[arg(long, default_value_t = 12.0, conflicts_with = "trace")]
+    compress: f64,
     /// Lower replica bound.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     min_replicas: u32,
     /// Upper replica bound.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 20)]
     max_replicas: u32,
     /// Virtual time from a scale-up decision to a Ready replica.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
@@ -129,9 +136,13 @@ async fn main() -> anyhow::Result<()> {
         #[cfg(feature = "sim")]
         Command::Demo(a) => {
             init_logging(LogFormat::Text, "warn");
+            let workload = match a.trace {
+                Some(p) => DemoWorkload::Trace(p),
+                None => DemoWorkload::ServeGenDay { day: a.day, compress: a.compress },
+            };
             let opts = DemoOptions {
                 duration: a.duration,
-                trace: a.trace,
+                workload,
                 min_replicas: a.min_replicas,
                 max_replicas: a.max_replicas,
                 cold_start: a.cold_start,

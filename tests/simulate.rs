@@ -56,6 +56,9 @@ fn policies_compared_on_the_same_arrivals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_the_real_server_against_the_modelled_fleet() {
-    let opts = llm_scaler::sim::demo::DemoOptions { duration: std::time::Duration::from_secs(4), max_replicas: 4, ..Default::default() };
+    use llm_scaler::sim::demo::{DemoOptions, DemoWorkload};
+    // A quarter of an hour of day 9, to keep the test short.
+    let workload = DemoWorkload::ServeGenDay { day: 9, compress: 96.0 };
+    let opts = DemoOptions { duration: std::time::Duration::from_secs(4), workload, max_replicas: 6, ..Default::default() };
     llm_scaler::sim::demo::run(opts).await.unwrap();
 }

@@ -13,7 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::sim::{
     capacity::replica_capacity,
-    config::{Router, SimConfig, Slo},
+    config::{NodePool, Router, SimConfig, Slo},
     kpa::KpaConfig,
     lineup::{Lineup, Policy},
     plots, pool,
@@ -100,7 +100,7 @@ pub struct SimulateArgs {
     /// Grace period of a draining replica before its requests are aborted.
     #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
-    /// llm-scaler's scrape interval and Prometheus' scrape interval.
+    /// Prometheus' scrape interval (what the KEDA/HPA baselines read).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub scrape_interval: Duration,
     /// KEDA polling interval (how often the HPA's metric is refreshed).
@@ -149,6 +149,15 @@ pub struct SimulateArgs {
     /// Parallel policy simulations [default: available cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// llm-scaler's collector tick [default: the server's own default, 5s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub collector_interval: Option<Duration>,
+    /// Pack replicas on GPU nodes of this many GPUs (first fit) and bill whole nodes.
+    #[arg(long, value_name = "GPUS")]
+    pub gpus_per_node: Option<u32>,
+    /// With --gpus-per-node: from asking for a new node to a replica starting on it [default: 300s].
+    #[arg(long, requires = "gpus_per_node", value_parser = humantime::parse_duration)]
+    pub node_provisioning: Option<Duration>,
     /// Write the full report (with time series) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -238,6 +247,17 @@ pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     cfg.drain_timeout_s = a.drain_timeout.as_secs_f64();
     cfg.scrape_interval_s = a.scrape_interval.as_secs_f64();
     cfg.polling_interval_s = a.polling_interval.as_secs_f64();
+    if let Some(d) = a.collector_interval {
+        cfg.collector_interval_s = d.as_secs_f64();
+    }
+    cfg.nodes = match a.gpus_per_node {
+        None => None,
+        Some(n) if n < cfg.profile.tp => bail!("--gpus-per-node {n}: a replica needs {} GPUs on one node", cfg.profile.tp),
+        Some(gpus_per_node) => Some(NodePool {
+            gpus_per_node,
+            provisioning_s: a.node_provisioning.map_or(NodePool::DEFAULT_PROVISIONING_S, |d| d.as_secs_f64()),
+        }),
+    };
     if a.min_replicas > a.max_replicas || a.max_replicas == 0 {
         bail!("--min-replicas must be <= --max-replicas (and max > 0)");
     }

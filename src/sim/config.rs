@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::sim::engine::ModelProfile;
+use crate::{serve::config::Settings, sim::engine::ModelProfile};
 
 /// The latency SLO a request must meet to count as served well.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -45,8 +45,13 @@ pub struct SimConfig {
     pub cold_start_jitter_s: f64,
     /// How long a scaled-down replica may take to finish its requests before they are aborted.
     pub drain_timeout_s: f64,
-    /// llm-scaler's collector tick and Prometheus' scrape interval, seconds.
+    /// Prometheus' scrape interval, seconds: what the KEDA/HPA baselines read (15 s, the
+    /// common `scrape_interval` of ServiceMonitors for vLLM and dcgm-exporter).
     pub scrape_interval_s: f64,
+    /// llm-scaler's collector tick, seconds: the server's own default
+    /// ([`Settings::default`]'s `scrape_interval`), so the simulated scaler reads its pods as
+    /// often as the deployed one does.
+    pub collector_interval_s: f64,
     /// How often KEDA refreshes the metric the HPA reads (its polling of the scaler), seconds.
     pub polling_interval_s: f64,
     /// Lower bound for every autoscaled policy.
@@ -63,6 +68,26 @@ pub struct SimConfig {
     pub seed: u64,
     /// Requests one replica serves per second within the SLO (for demand-in-replicas series).
     pub replica_capacity_rps: f64,
+    /// GPU nodes the replicas are packed on (`None`: every replica's GPUs are free and billed
+    /// alone, the per-pod model).
+    pub nodes: Option<NodePool>,
+}
+
+/// Replicas packed on GPU nodes: whole nodes are billed, and a replica that fits on no node
+/// waits for a new one. The cost model of a cluster autoscaler over GPU node groups.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NodePool {
+    /// GPUs per node (8 on an H100 SXM node).
+    pub gpus_per_node: u32,
+    /// From asking for a node to a replica being schedulable on it, seconds (the replica's
+    /// cold start follows).
+    pub provisioning_s: f64,
+}
+
+impl NodePool {
+    /// The delay a new node takes when `--node-provisioning` is not given: about what cluster
+    /// autoscalers take to bring up a GPU VM and its drivers.
+    pub const DEFAULT_PROVISIONING_S: f64 = 300.0;
 }
 
 impl Default for SimConfig {
@@ -75,6 +100,7 @@ impl Default for SimConfig {
             cold_start_jitter_s: 0.0,
             drain_timeout_s: 600.0,
             scrape_interval_s: 15.0,
+            collector_interval_s: Settings::default().scrape_interval.as_secs_f64(),
             polling_interval_s: 15.0,
             min_replicas: 2,
             max_replicas: 20,
@@ -83,6 +109,19 @@ impl Default for SimConfig {
             series_step_s: None,
             seed: 1,
             replica_capacity_rps: 0.0,
+            nodes: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulated_collector_ticks_at_the_servers_default_and_prometheus_at_15_s() {
+        let cfg = SimConfig::default();
+        assert_eq!(cfg.collector_interval_s, Settings::default().scrape_interval.as_secs_f64());
+        assert_eq!(cfg.scrape_interval_s, 15.0);
     }
 }

@@ -69,12 +69,15 @@ impl Driver {
     /// The driver of a policy, on the simulator's step of `dt` seconds.
     pub fn new(kind: &PolicyKind, cfg: &SimConfig, dt: f64) -> Self {
         let hpa = |hpa: &HpaConfig, source: Source, target: f64| {
+            // llm-scaler's collector ticks at the server's default; Prometheus scrapes for the
+            // baselines.
+            let scrape = if matches!(source, Source::LlmScaler { .. }) { cfg.collector_interval_s } else { cfg.scrape_interval_s };
             Driver::Hpa(Box::new(HpaDriver {
                 hpa: Hpa::new(hpa.clone()),
                 source,
                 value: None,
                 target,
-                scrape: Every::new(cfg.scrape_interval_s.max(dt)),
+                scrape: Every::new(scrape.max(dt)),
                 poll: Every::new(cfg.polling_interval_s.max(dt)),
                 sync: Every::new(hpa.sync_period.as_secs_f64().max(dt)),
             }))

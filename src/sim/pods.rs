@@ -57,6 +57,19 @@ pub enum Behavior {
     Huge(usize),
     /// Accept and never answer.
     Hang,
+    /// Whatever this renders at the moment of each request (`None`: 404, the pod is gone): the
+    /// demo's replicas, advanced to the virtual instant of the scrape before they render.
+    Live(LiveBody),
+}
+
+/// A body rendered when it is asked for.
+#[derive(Clone)]
+pub struct LiveBody(pub Arc<dyn Fn() -> Option<Bytes> + Send + Sync>);
+
+impl std::fmt::Debug for LiveBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveBody")
+    }
 }
 
 struct PodState {
@@ -85,6 +98,11 @@ impl FakePod {
     /// discovered through one `metricsPort` share a port and differ by IP, as in a cluster.
     pub async fn vllm(addr: SocketAddr, vllm: VllmPod) -> io::Result<FakePod> {
         Self::bind(addr, PodState { vllm: Some(vllm), behavior: Behavior::Vllm }).await
+    }
+
+    /// Serves what `render` returns at each request, on `addr`.
+    pub async fn live(addr: SocketAddr, render: LiveBody) -> io::Result<FakePod> {
+        Self::bind(addr, PodState { vllm: None, behavior: Behavior::Live(render) }).await
     }
 
     /// Serves `body` as it is on `addr`.
@@ -153,6 +171,10 @@ async fn answer(State(state): State<Shared>) -> Response {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::new(Body::empty())
         }
+        Behavior::Live(LiveBody(render)) => match render() {
+            Some(body) => ([(header::CONTENT_TYPE, EXPOSITION)], body).into_response(),
+            None => (StatusCode::NOT_FOUND, "gone").into_response(),
+        },
     }
 }
 
@@ -183,5 +205,20 @@ mod tests {
         assert_eq!(reqwest::get(&url).await.unwrap().status(), 503);
         pod.behave(Behavior::Fixed(Bytes::from_static(b"x 1\n")));
         assert_eq!(reqwest::get(&url).await.unwrap().text().await.unwrap(), "x 1\n");
+    }
+
+    #[tokio::test]
+    async fn a_live_pod_renders_at_each_request_and_answers_404_once_gone() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let render = LiveBody(Arc::new(move || {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            (n < 2).then(|| Bytes::from(format!("vllm:num_requests_waiting {n}\n")))
+        }));
+        let pod = FakePod::live(SocketAddr::new(next_loopback_ip(), 0), render).await.unwrap();
+        let url = format!("http://{}/metrics", pod.addr);
+        assert_eq!(reqwest::get(&url).await.unwrap().text().await.unwrap(), "vllm:num_requests_waiting 0\n");
+        assert_eq!(reqwest::get(&url).await.unwrap().text().await.unwrap(), "vllm:num_requests_waiting 1\n");
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), 404);
     }
 }

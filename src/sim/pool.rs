@@ -53,6 +53,7 @@ pub fn run(cfg: &SimConfig, workload: &Workload, policies: &[Policy], threads: u
         slo: cfg.slo,
         replica_capacity_rps: cfg.replica_capacity_rps,
         cold_start_s: cfg.cold_start_s,
+        nodes: cfg.nodes,
         policies: results,
         wall_s: started.elapsed().as_secs_f64(),
     }

@@ -10,7 +10,7 @@ use crate::sim::{
     driver::Driver,
     fleet::Fleet,
     lineup::{Policy, PolicyKind},
-    report::PolicyResult,
+    report::{NodeHours, PolicyResult},
     scrape::Scraper,
     stats::Percentiles,
     workload::{Arrivals, Workload},
@@ -105,6 +105,10 @@ impl<'c> Replay<'c> {
     fn result(self, policy: &Policy, started: Instant) -> PolicyResult {
         let (cfg, duration, fleet, ledger) = (self.cfg, self.duration, &self.fleet, &self.ledger);
         let gpu_seconds = fleet.gpu_seconds();
+        // With a node pool the bill is whole nodes; GPU-hours stay the replicas' own.
+        let nodes =
+            fleet.node_gpu_seconds().zip(fleet.peak_nodes()).map(|(s, peak_nodes)| NodeHours { node_gpu_hours: s / 3600.0, peak_nodes });
+        let billed_seconds = nodes.map_or(gpu_seconds, |n| n.node_gpu_hours * 3600.0);
         let replica_seconds = gpu_seconds / f64::from(cfg.profile.tp);
         let tally = &ledger.tally;
         let dominant = self.driver.dominant_signals();
@@ -113,7 +117,7 @@ impl<'c> Replay<'c> {
             name: policy.name.clone(),
             description: policy.describe(),
             gpu_hours: gpu_seconds / 3600.0,
-            cost_usd: gpu_seconds / 3600.0 * cfg.price_per_gpu_hour,
+            cost_usd: billed_seconds / 3600.0 * cfg.price_per_gpu_hour,
             gpu_utilization: if gpu_seconds > 0.0 { fleet.busy_seconds() / gpu_seconds } else { 0.0 },
             work_utilization: (cfg.replica_capacity_rps > 0.0 && gpu_seconds > 0.0)
                 .then(|| ledger.requests as f64 / (replica_seconds * cfg.replica_capacity_rps)),
@@ -134,6 +138,7 @@ impl<'c> Replay<'c> {
             dominant_signals: dominant.into_iter().map(|(k, v)| (k, v as f64 / total_dom.max(1) as f64)).collect(),
             wall_s: started.elapsed().as_secs_f64(),
             series: ledger.series(duration),
+            nodes,
         }
     }
 }

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use crate::{
     decide::policy::Signal,
-    sim::{config::Slo, stats::Percentiles},
+    sim::{
+        config::{NodePool, Slo},
+        stats::Percentiles,
+    },
 };
 
 /// Time series of one policy, one point per `step_s`.
@@ -78,6 +81,18 @@ pub struct PolicyResult {
     pub wall_s: f64,
     /// Time series.
     pub series: Series,
+    /// With replicas packed on GPU nodes: GPU-hours of the whole nodes held (what is billed;
+    /// `cost_usd` is then these times the price), and the most nodes held at once.
+    pub nodes: Option<NodeHours>,
+}
+
+/// What a policy held of a GPU node pool.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NodeHours {
+    /// GPU-hours of whole nodes held (provisioning included).
+    pub node_gpu_hours: f64,
+    /// Most nodes held at once.
+    pub peak_nodes: u32,
 }
 
 /// A whole run.
@@ -101,6 +116,8 @@ pub struct SimReport {
     pub replica_capacity_rps: f64,
     /// Cold start, seconds.
     pub cold_start_s: f64,
+    /// The GPU node pool the replicas were packed on, if any.
+    pub nodes: Option<NodePool>,
     /// Per policy.
     pub policies: Vec<PolicyResult>,
     /// Wall-clock seconds of the whole run.
@@ -179,6 +196,7 @@ pub fn table(r: &SimReport) -> String {
         }
         let _ = writeln!(s, " [{:.1} s]", p.wall_s);
     }
+    node_table(r, &mut s);
     let _ = writeln!(
         s,
         "duty = GPU busy time / provisioned GPU time (DCGM's duty cycle); work = requests / (replica-seconds x capacity at SLO);\n\
@@ -186,6 +204,27 @@ pub fn table(r: &SimReport) -> String {
         r.wall_s
     );
     s
+}
+
+/// With a node pool: each policy's replica GPU-hours next to the node GPU-hours billed, and
+/// the saving against the static fleet counted in node GPU-hours.
+fn node_table(r: &SimReport, s: &mut String) {
+    let Some(pool) = r.nodes else { return };
+    let _ = writeln!(
+        s,
+        "GPU nodes  {} GPUs each, {:.0} s to provision a new one; replicas packed first fit; whole nodes billed",
+        pool.gpus_per_node, pool.provisioning_s
+    );
+    let _ = writeln!(s, "{:<16} {:>13} {:>12} {:>8} {:>7} {:>8}", "policy", "replica GPU-h", "node GPU-h", "packing", "nodes", "saved");
+    let static_nodes = r.policies.iter().find(|p| p.name == "static").and_then(|p| p.nodes).map(|n| n.node_gpu_hours);
+    for p in &r.policies {
+        let Some(n) = p.nodes else { continue };
+        let packing = if n.node_gpu_hours > 0.0 { format!("{:.1}%", 100.0 * p.gpu_hours / n.node_gpu_hours) } else { "-".into() };
+        let saved = static_nodes.filter(|s| *s > 0.0).map_or("-".into(), |st| format!("{:.1}%", 100.0 * (1.0 - n.node_gpu_hours / st)));
+        let _ =
+            writeln!(s, "{:<16} {:>13.1} {:>12.1} {:>8} {:>7} {:>8}", p.name, p.gpu_hours, n.node_gpu_hours, packing, n.peak_nodes, saved);
+    }
+    let _ = writeln!(s);
 }
 
 /// The report as pretty JSON.

@@ -154,7 +154,9 @@ impl Source {
                 let names: Vec<&str> = fleet.ready_pods().map(|p| p.name.as_str()).collect();
                 let tick = Tick {
                     now: Duration::from_secs_f64(t),
-                    starting: fleet.starting(),
+                    // As production's discovery counts them: every pod listed but not
+                    // scraped (starting, and draining ones, which are being deleted).
+                    starting: fleet.not_scraped(),
                     gpus: names.iter().zip(&readings).filter_map(|(name, (_, g))| g.map(|g| (*name, g))).collect(),
                     pods: names.iter().zip(readings).map(|(name, (sample, _))| (*name, sample)).collect(),
                 };

@@ -157,7 +157,15 @@ impl RateCurve {
     /// Reads ServeGen's aggregate format.
     pub fn read_servegen(path: &Path) -> Result<Self, WorkloadError> {
         let p = path.display().to_string();
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_err(&p, e))?;
+        let bytes = std::fs::read(path).map_err(|source| WorkloadError::Io { path: p.clone(), source })?;
+        Self::parse_servegen(&bytes, &p)
+    }
+
+    /// Parses ServeGen's aggregate format from memory (`name` for errors): the demo's bundled
+    /// curve.
+    pub fn parse_servegen(bytes: &[u8], name: &str) -> Result<Self, WorkloadError> {
+        let p = name.to_string();
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
         let headers = rdr.headers().map_err(|e| csv_err(&p, e))?.clone();
         let col = |name: &str| headers.iter().position(|h| h == name);
         let (Some(s), Some(l), Some(r)) = (col("window_start_s"), col("window_len_s"), col("total_rate_rps")) else {
