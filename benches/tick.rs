@@ -40,7 +40,13 @@ fn main() {
 async fn run(fleet: support::Fleet, ticks: usize) {
     let n = fleet.n;
     let pods = (0..n)
-        .map(|k| PodInfo { name: format!("vllm-{k}"), namespace: "bench".into(), ip: Some(fleet.addr(k).ip()), node: None, ready: true })
+        .map(|k| PodInfo {
+            name: format!("vllm-{k}"),
+            namespace: "bench".into(),
+            ip: Some(fleet.addr(k).ip()),
+            node: None,
+            readiness: llm_scaler::discovery::Readiness::Ready,
+        })
         .collect();
     let interval = Duration::from_secs(2);
     let settings = Settings {

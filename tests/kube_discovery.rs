@@ -34,7 +34,10 @@ use kube::{
     api::{PostParams, WatchEvent, WatchParams},
 };
 use llm_scaler::{
-    discovery::kube::{DiscoveryError, KubeDiscovery, PodWatch},
+    discovery::{
+        Readiness,
+        kube::{DiscoveryError, KubeDiscovery, PodWatch},
+    },
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
     serve::grpc::METRIC_NAME,
     sim::render::vllm::VllmPod,
@@ -633,13 +636,18 @@ async fn resolve_selector_and_watch_against_real_objects() {
     pod(cluster, ns, "tier-c", &[("app", "vllm"), ("tier", "c")], ip, true).await;
     let watch = discovery.watch_pods(ns, &selector);
     tokio::time::timeout(Duration::from_secs(10), watch.wait_synced()).await.expect("synced");
-    let names = |pods: &[llm_scaler::discovery::PodInfo]| pods.iter().map(|p| (p.name.clone(), p.ready)).collect::<Vec<_>>();
+    let names = |pods: &[llm_scaler::discovery::PodInfo]| {
+        pods.iter().map(|p| (p.name.clone(), p.readiness == Readiness::Ready)).collect::<Vec<_>>()
+    };
     assert_eq!(names(&watch.snapshot()), [("in-a".to_string(), true), ("in-b".to_string(), false)]);
     assert_eq!(watch.snapshot()[0].node.as_deref(), Some("gpu-node-1"));
     assert_eq!(watch.snapshot()[0].ip, ip);
 
     cluster.set_pod_status(ns, "in-b", "127.0.0.10".parse().ok(), true).await;
-    eventually(&watch, "in-b Ready with its new IP", |p| p.len() == 2 && p[1].ready && p[1].ip == "127.0.0.10".parse().ok()).await;
+    eventually(&watch, "in-b Ready with its new IP", |p| {
+        p.len() == 2 && p[1].readiness == Readiness::Ready && p[1].ip == "127.0.0.10".parse().ok()
+    })
+    .await;
     cluster.delete_pod(ns, "in-a").await;
     eventually(&watch, "in-a deleted", |p| p.len() == 1 && p[0].name == "in-b").await;
 }

@@ -31,14 +31,36 @@ pub struct PodInfo {
     pub ip: Option<IpAddr>,
     /// Node the pod is scheduled on (used to find the dcgm-exporter pod on the same node).
     pub node: Option<String>,
-    /// True when the pod's `Ready` condition is `True` and it is not being deleted.
-    pub ready: bool,
+    /// Where the pod is in its life.
+    pub readiness: Readiness,
+}
+
+/// Where a pod is in its life, as the scaler counts it: only a Ready pod is scraped, only a
+/// starting one is capacity on its way. A pod being deleted is neither, whatever its `Ready`
+/// condition still says: counting it as starting would hide a shortfall while a scale-down drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// `Ready` condition `True`, not being deleted.
+    Ready,
+    /// Not Ready yet (no `Ready` condition, or `False`), not being deleted.
+    Starting,
+    /// `deletionTimestamp` set: draining or gone soon.
+    Terminating,
 }
 
 impl PodInfo {
     /// A pod worth scraping: Ready with an IP.
     pub fn scrapeable(&self) -> Option<IpAddr> {
-        if self.ready { self.ip } else { None }
+        if self.readiness == Readiness::Ready { self.ip } else { None }
+    }
+
+    /// A pod that will be capacity once it can be scraped (not one being deleted).
+    pub fn is_starting(&self) -> bool {
+        match self.readiness {
+            Readiness::Starting => true,
+            Readiness::Ready => self.ip.is_none(),
+            Readiness::Terminating => false,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use crate::{
     discovery::{
-        Discovery, PodInfo, PodLister,
+        Discovery, PodInfo, PodLister, Readiness,
         exporters::{Exporter, GpuExporters},
         kube::{KubeFleet, PodsError},
     },
@@ -62,7 +62,13 @@ impl FleetSource {
             (PodSource::Static(eps), _) => {
                 let pods = eps
                     .iter()
-                    .map(|e| PodInfo { name: e.name.clone(), namespace: String::new(), ip: Some(e.addr.ip()), node: None, ready: true })
+                    .map(|e| PodInfo {
+                        name: e.name.clone(),
+                        namespace: String::new(),
+                        ip: Some(e.addr.ip()),
+                        node: None,
+                        readiness: Readiness::Ready,
+                    })
                     .collect();
                 let addrs = eps.iter().map(|e| (e.name.clone(), e.addr)).collect();
                 (Pods::Static { pods, addrs }, namespace.to_string())
@@ -173,7 +179,7 @@ mod tests {
     }
 
     fn pod(name: &str, ip: &str, node: Option<&str>) -> PodInfo {
-        PodInfo { name: name.into(), namespace: "ai".into(), ip: ip.parse().ok(), node: node.map(Into::into), ready: true }
+        PodInfo { name: name.into(), namespace: "ai".into(), ip: ip.parse().ok(), node: node.map(Into::into), readiness: Readiness::Ready }
     }
 
     fn in_process() -> Discovery {
@@ -269,7 +275,7 @@ mod tests {
         assert_eq!(fixed.namespace(), "ai");
         let found = FleetSource::new("ai", "so", &spec(&[("metricsPort", "9000")]), &in_process()).expect("in-process");
         assert_eq!(found.metrics_addr(&pod("vllm-0", "127.0.0.2", None)), Some("127.0.0.2:9000".parse().expect("addr")));
-        let not_ready = PodInfo { ready: false, ..pod("vllm-1", "127.0.0.3", None) };
+        let not_ready = PodInfo { readiness: Readiness::Starting, ..pod("vllm-1", "127.0.0.3", None) };
         assert_eq!(found.metrics_addr(&not_ready), None);
     }
 }

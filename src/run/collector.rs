@@ -66,12 +66,13 @@ async fn tick(
             return;
         }
     };
-    let (ready, starting): (Vec<PodInfo>, Vec<PodInfo>) = all.into_iter().partition(|p| p.scrapeable().is_some());
+    let starting = all.iter().filter(|p| p.is_starting()).count() as u32;
+    let ready: Vec<PodInfo> = all.into_iter().filter(|p| p.scrapeable().is_some()).collect();
     let results = scrape_pods(shared, target, spec, fleet, &ready).await;
     let gpu_activity = scrape_gpus(shared, fleet, &ready).await;
     let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
     forget_departed(shared, target, &ready_names, known);
-    let tick = Tick { now, starting: starting.len() as u32, pods: results, gpus: gpu_activity };
+    let tick = Tick { now, starting, pods: results, gpus: gpu_activity };
     match decider.tick(tick) {
         Ok(d) => publish(shared, target, d),
         Err(e) => {

@@ -16,7 +16,7 @@ use std::{borrow::Cow, collections::VecDeque, net::IpAddr};
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 
 use crate::{
-    discovery::PodInfo,
+    discovery::{PodInfo, Readiness},
     sim::{
         config::{Router, SimConfig},
         engine::{Done, Replica},
@@ -72,7 +72,11 @@ impl Pod {
             namespace: String::new(),
             ip,
             node: self.node.map(node_name),
-            ready: self.state == PodState::Ready,
+            readiness: match self.state {
+                PodState::Starting => Readiness::Starting,
+                PodState::Ready => Readiness::Ready,
+                PodState::Draining { .. } => Readiness::Terminating,
+            },
         }
     }
 }
@@ -247,13 +251,6 @@ impl<'c> Fleet<'c> {
     /// Pods not Ready yet.
     pub fn starting(&self) -> u32 {
         self.pods.iter().filter(|p| p.state == PodState::Starting).count() as u32
-    }
-
-    /// Pods production's collector lists but does not scrape, and hands the decider as
-    /// `starting` (`run/collector.rs` partitions on [`PodInfo::scrapeable`]): those starting
-    /// and those draining.
-    pub fn not_scraped(&self) -> u32 {
-        self.pods.len() as u32 - self.ready()
     }
 
     /// Resizes the Deployment to `n` replicas at `now`.
@@ -571,7 +568,7 @@ mod tests {
     }
 
     #[test]
-    fn the_scaler_sees_starting_and_draining_pods_as_production_discovery_lists_them() {
+    fn the_scaler_counts_starting_pods_as_production_does_and_a_draining_one_as_neither_ready_nor_starting() {
         let cfg = SimConfig { cold_start_s: 100.0, ..SimConfig::default() };
         let mut f = Fleet::with_ready(&cfg, 1, 3);
         let mut sink = |_d: Done| {};
@@ -588,11 +585,11 @@ mod tests {
         // Production: the pods the watch lists, split by `scrapeable` (run/collector.rs).
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         let infos: Vec<PodInfo> = f.pods().iter().map(|p| p.info(ip)).collect();
-        let (scraped, not_scraped): (Vec<&PodInfo>, Vec<&PodInfo>) = infos.iter().partition(|p| p.scrapeable().is_some());
-        let scraped: Vec<&str> = scraped.iter().map(|p| p.name.as_str()).collect();
+        let scraped: Vec<&str> = infos.iter().filter(|p| p.scrapeable().is_some()).map(|p| p.name.as_str()).collect();
         let ready: Vec<&str> = f.ready_pods().map(|p| p.name.as_str()).collect();
         assert_eq!(ready, scraped, "the simulator scrapes exactly the pods production scrapes");
-        assert_eq!(f.not_scraped() as usize, not_scraped.len(), "and counts the rest as starting, draining ones included");
-        assert_eq!(f.not_scraped(), 2);
+        let starting = infos.iter().filter(|p| p.is_starting()).count();
+        assert_eq!(f.starting() as usize, starting, "and counts as starting exactly the pods production counts");
+        assert_eq!((f.starting(), f.pods().len() as u32 - f.ready()), (1, 2), "a draining pod is not capacity on its way");
     }
 }

@@ -156,7 +156,7 @@ impl Source {
                     now: Duration::from_secs_f64(t),
                     // As production's discovery counts them: every pod listed but not
                     // scraped (starting, and draining ones, which are being deleted).
-                    starting: fleet.not_scraped(),
+                    starting: fleet.starting(),
                     gpus: names.iter().zip(&readings).filter_map(|(name, (_, g))| g.map(|g| (*name, g))).collect(),
                     pods: names.iter().zip(readings).map(|(name, (sample, _))| (*name, sample)).collect(),
                 };

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::discovery::PodInfo;
+use crate::discovery::{PodInfo, Readiness};
 
 /// Key of a shared watch.
 type WatchKey = (String, String);
@@ -181,7 +181,12 @@ pub fn pod_info(pod: &Pod) -> Option<PodInfo> {
         .and_then(|conds| conds.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
     let deleting = pod.metadata.deletion_timestamp.is_some();
-    Some(PodInfo { name, namespace, ip, node, ready: ready_condition && !deleting })
+    let readiness = match (deleting, ready_condition) {
+        (true, _) => Readiness::Terminating,
+        (false, true) => Readiness::Ready,
+        (false, false) => Readiness::Starting,
+    };
+    Some(PodInfo { name, namespace, ip, node, readiness })
 }
 
 #[cfg(test)]
@@ -216,7 +221,7 @@ mod tests {
                 namespace: "ns".into(),
                 ip: Some("10.0.0.7".parse().expect("ip")),
                 node: Some("node-1".into()),
-                ready: true,
+                readiness: Readiness::Ready,
             }
         );
         assert!(info.scrapeable().is_some());
@@ -225,7 +230,7 @@ mod tests {
     #[test]
     fn pod_info_not_ready() {
         let info = pod_info(&pod("a", Some("False"), Some("10.0.0.7"))).expect("pod info");
-        assert!(!info.ready);
+        assert_eq!(info.readiness, Readiness::Starting);
         assert_eq!(info.ip, Some("10.0.0.7".parse().expect("ip")));
         assert!(info.scrapeable().is_none());
     }
@@ -233,7 +238,7 @@ mod tests {
     #[test]
     fn pod_info_no_ip() {
         let info = pod_info(&pod("a", Some("True"), None)).expect("pod info");
-        assert!(info.ready);
+        assert_eq!(info.readiness, Readiness::Ready);
         assert_eq!(info.ip, None);
         assert!(info.scrapeable().is_none());
         let garbage = pod_info(&pod("a", Some("True"), Some("not-an-ip"))).expect("pod info");
@@ -251,18 +256,19 @@ mod tests {
         let mut p = pod("a", Some("True"), Some("10.0.0.7"));
         p.metadata.deletion_timestamp = Some(Time(Default::default()));
         let info = pod_info(&p).expect("pod info");
-        assert!(!info.ready);
+        assert_eq!(info.readiness, Readiness::Terminating);
+        assert!(info.scrapeable().is_none() && !info.is_starting());
     }
 
     #[test]
     fn pod_info_no_conditions_or_status() {
         let info = pod_info(&pod("a", None, Some("10.0.0.7"))).expect("pod info");
-        assert!(!info.ready);
+        assert_eq!(info.readiness, Readiness::Starting);
         let mut bare = pod("b", None, None);
         bare.status = None;
         bare.spec = None;
         let info = pod_info(&bare).expect("pod info");
-        assert!(!info.ready);
+        assert_eq!(info.readiness, Readiness::Starting);
         assert_eq!((info.ip, info.node), (None, None));
     }
 
@@ -355,7 +361,7 @@ mod tests {
         tokio::time::timeout(STEP, watch.wait_synced()).await.expect("never synced");
         assert!(watch.is_synced());
         let pods = watch.snapshot();
-        let summary: Vec<_> = pods.iter().map(|p| (p.name.as_str(), p.ready)).collect();
+        let summary: Vec<_> = pods.iter().map(|p| (p.name.as_str(), p.readiness == Readiness::Ready)).collect();
         assert_eq!(summary, [("a", true), ("b", false)]);
         assert_eq!(pods[0].ip, Some("10.0.0.1".parse().expect("ip")));
         assert_eq!(pods[0].node.as_deref(), Some("node-1"));
@@ -367,7 +373,7 @@ mod tests {
             ("ADDED", pod_json("c", false, "10.0.0.3", "12")),
         ])));
         let pods = eventually(&watch, |pods| pods.len() == 3).await;
-        let summary: Vec<_> = pods.iter().map(|p| (p.name.as_str(), p.ready)).collect();
+        let summary: Vec<_> = pods.iter().map(|p| (p.name.as_str(), p.readiness == Readiness::Ready)).collect();
         assert_eq!(summary, [("a", true), ("b", true), ("c", false)]);
 
         // The API server goes away: the watch fails and backs off, the last state stays served.
