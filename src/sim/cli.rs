@@ -14,9 +14,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::sim::{
     capacity::replica_capacity,
     config::{Router, SimConfig, Slo},
+    criterion::{Share, SloCriterion},
     kpa::KpaConfig,
-    lineup::{Lineup, Policy},
-    plots, pool, report,
+    lineup::{Lineup, Policy, PolicyKind},
+    plots, pool,
+    scoreboard::{self, Entry, Role, Scoreboard},
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -125,6 +127,21 @@ pub struct SimulateArgs {
     /// TPOT SLO.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub tpot_slo: Duration,
+    /// Share of all requests that must be within the SLO, percent.
+    #[arg(long, default_value = "99", value_name = "PERCENT")]
+    pub slo_target: Share,
+    /// Attainment an hour must reach to count as a good hour, percent.
+    #[arg(long, default_value = "99", value_name = "PERCENT")]
+    pub hour_target: Share,
+    /// Share of judged hours that must be good hours, percent.
+    #[arg(long, default_value = "95", value_name = "PERCENT")]
+    pub hour_share: Share,
+    /// Attainment the worst judged hour must reach, percent.
+    #[arg(long, default_value = "95", value_name = "PERCENT")]
+    pub worst_hour: Share,
+    /// Hours with fewer requests are listed as not judged.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub hour_min_requests: u64,
     /// Price of one GPU-hour, dollars.
     #[arg(long, default_value_t = 4.0)]
     pub price: f64,
@@ -239,6 +256,17 @@ pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     Ok(cfg)
 }
 
+/// What "meets the SLO" means, from the flags (each share was checked when parsed).
+pub fn criterion(a: &SimulateArgs) -> SloCriterion {
+    SloCriterion {
+        overall: a.slo_target,
+        hour_target: a.hour_target,
+        hour_share: a.hour_share,
+        worst_hour: a.worst_hour,
+        min_hour_requests: a.hour_min_requests,
+    }
+}
+
 /// The policies the flags ask for.
 pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
     let lineup = Lineup {
@@ -268,6 +296,15 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
         bail!("no policy to simulate");
     }
     Ok(out)
+}
+
+fn role_of(p: &Policy) -> Role {
+    match &p.kind {
+        PolicyKind::Static { .. } => Role::Static,
+        PolicyKind::LlmScaler { .. } if p.name == "llm-scaler" => Role::LlmScaler,
+        PolicyKind::LlmScaler { .. } => Role::Variant,
+        _ => Role::Baseline,
+    }
 }
 
 /// Runs `simulate`.
@@ -320,9 +357,15 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
             b.finish_and_clear();
         }
     }
-    print!("{}", report::table(&report));
+    let entries = policies
+        .iter()
+        .zip(&report.policies)
+        .map(|(p, r)| Entry { name: p.name.clone(), role: role_of(p), setting: None, runs: vec![(cfg.seed, r.clone())] })
+        .collect();
+    let board = Scoreboard::new(criterion(&a), vec![cfg.seed], entries, Vec::new(), vec![report.clone()]);
+    print!("{}", scoreboard::table(&board));
     if let Some(p) = &a.json {
-        std::fs::write(p, report::json(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, scoreboard::json(&board)?).with_context(|| format!("writing {}", p.display()))?;
         println!("JSON report: {}", p.display());
     }
     if let Some(d) = &a.plots {

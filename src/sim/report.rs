@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     decide::policy::Signal,
-    sim::{config::Slo, stats::Percentiles},
+    sim::{config::Slo, criterion::HourTally, stats::Percentiles},
 };
 
 /// Time series of one policy, one point per `step_s`.
@@ -25,6 +25,9 @@ pub struct Series {
     pub ttft_p99_s: Vec<Option<f64>>,
     /// Share of the step's requests within the SLO.
     pub slo: Vec<Option<f64>>,
+    /// Requests and requests within the SLO per wall hour, by arrival (the strict criterion's
+    /// input, independent of `step_s`).
+    pub hourly: Vec<HourTally>,
 }
 
 /// One policy's outcome.
