@@ -1,24 +1,20 @@
 //! `llm-scaler simulate`: flags, workload and policy set-up, progress bars and output.
 
-use std::{
-    io::IsTerminal as _,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{io::IsTerminal as _, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::sim::{
     capacity::replica_capacity,
     config::{Router, SimConfig, Slo},
+    contest::{self, Contender, Plan},
     criterion::{Share, SloCriterion},
     kpa::KpaConfig,
     lineup::{Lineup, Policy, PolicyKind},
-    plots, pool,
-    scoreboard::{self, Entry, Role, Scoreboard},
+    plots, scoreboard,
+    seeds::Trials,
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -298,15 +294,6 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
     Ok(out)
 }
 
-fn role_of(p: &Policy) -> Role {
-    match &p.kind {
-        PolicyKind::Static { .. } => Role::Static,
-        PolicyKind::LlmScaler { .. } if p.name == "llm-scaler" => Role::LlmScaler,
-        PolicyKind::LlmScaler { .. } => Role::Variant,
-        _ => Role::Baseline,
-    }
-}
-
 /// Runs `simulate`.
 pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
     let mut cfg = sim_config(&a)?;
@@ -330,46 +317,23 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
     }
     let policies = policies(&a, &cfg)?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let dur = w.duration_s();
-    let mp = MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-    let style = ProgressStyle::with_template("{prefix:>14} {bar:40} {pos:>6}/{len} h  {elapsed_precise}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bars: Vec<ProgressBar> = policies
-        .iter()
-        .map(|p| {
-            let b = mp.add(ProgressBar::new((dur / 3600.0).ceil() as u64));
-            b.set_style(style.clone());
-            b.set_prefix(p.name.clone());
-            b
-        })
-        .collect();
-    let bars = Mutex::new(bars);
-    let progress = |i: usize, t: f64| {
-        if let Ok(b) = bars.lock()
-            && let Some(b) = b.get(i)
-        {
-            b.set_position((t / 3600.0) as u64);
-        }
-    };
-    let report = pool::run(&cfg, &w, &policies, threads, &progress);
-    if let Ok(b) = bars.lock() {
-        for b in b.iter() {
-            b.finish_and_clear();
-        }
-    }
-    let entries = policies
-        .iter()
-        .zip(&report.policies)
-        .map(|(p, r)| Entry { name: p.name.clone(), role: role_of(p), setting: None, runs: vec![(cfg.seed, r.clone())] })
-        .collect();
-    let board = Scoreboard::new(criterion(&a), vec![cfg.seed], entries, Vec::new(), vec![report.clone()]);
+    let static_search = policies.iter().any(|p| matches!(p.kind, PolicyKind::Static { .. })).then_some(cfg.max_replicas);
+    let plan = Plan { lineup: policies.into_iter().map(Contender::of).collect(), static_search };
+    let trials = Trials::new(&cfg, &w, 1, criterion(&a), threads);
+    let spinner = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+    spinner
+        .set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    spinner.enable_steady_tick(Duration::from_millis(250));
+    let status = |m: &str| spinner.set_message(m.to_string());
+    let board = contest::run(&plan, &trials, &status);
+    spinner.finish_and_clear();
     print!("{}", scoreboard::table(&board));
     if let Some(p) = &a.json {
         std::fs::write(p, scoreboard::json(&board)?).with_context(|| format!("writing {}", p.display()))?;
         println!("JSON report: {}", p.display());
     }
-    if let Some(d) = &a.plots {
-        let files = plots::write_all(&report, d).map_err(anyhow::Error::msg)?;
+    if let Some((d, report)) = a.plots.as_ref().zip(board.reports.first()) {
+        let files = plots::write_all(report, d).map_err(anyhow::Error::msg)?;
         for f in files {
             println!("plot: {}", f.display());
         }

@@ -65,7 +65,7 @@ impl Policy {
     /// One line describing the policy.
     pub fn describe(&self) -> String {
         match &self.kind {
-            PolicyKind::Static { replicas } => format!("static fleet of {replicas} replicas (sized for the peak)"),
+            PolicyKind::Static { replicas } => format!("static fleet of {replicas} replicas"),
             PolicyKind::HpaGpu { target, hpa } => {
                 format!("HPA on DCGM GPU utilisation, target {:.0}% (tolerance {})", target * 100.0, hpa.tolerance_up)
             }

@@ -18,6 +18,7 @@ pub mod accounting;
 pub mod capacity;
 pub mod cli;
 pub mod config;
+pub mod contest;
 pub mod criterion;
 pub mod demo;
 pub mod driver;
@@ -34,6 +35,8 @@ pub mod replay;
 pub mod report;
 pub mod scoreboard;
 pub mod scrape;
+pub mod search;
+pub mod seeds;
 pub mod stats;
 pub mod workload;
 

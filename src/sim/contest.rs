@@ -1,0 +1,135 @@
+//! Everything `simulate` runs for its scoreboard, in order: the searches (the smallest static
+//! fleet meeting the SLO), then every policy of the line-up on every seed, then the scoreboard.
+
+use std::time::Instant;
+
+use crate::sim::{
+    lineup::{Policy, PolicyKind},
+    pool,
+    report::PolicyResult,
+    scoreboard::{Entry, Role, Scoreboard},
+    search::smallest_static,
+    seeds::{Trial, Trials},
+};
+
+/// One policy of the line-up, as it will appear on the scoreboard.
+#[derive(Debug, Clone)]
+pub struct Contender {
+    /// The policy.
+    pub policy: Policy,
+    /// Its role.
+    pub role: Role,
+    /// The setting it runs with, shown in the table.
+    pub setting: Option<String>,
+}
+
+impl Contender {
+    /// A line-up policy with the role its kind implies (the static fleet in the line-up is the
+    /// peak-sized reference).
+    pub fn of(policy: Policy) -> Self {
+        let role = match &policy.kind {
+            PolicyKind::Static { .. } => Role::StaticPeak,
+            PolicyKind::LlmScaler { .. } if policy.name == "llm-scaler" => Role::LlmScaler,
+            PolicyKind::LlmScaler { .. } => Role::Variant,
+            _ => Role::Baseline,
+        };
+        let setting = match &policy.kind {
+            PolicyKind::Static { replicas } => Some(format!("{replicas} replicas")),
+            _ => None,
+        };
+        let policy = match (&policy.kind, role) {
+            (PolicyKind::Static { .. }, Role::StaticPeak) => Policy { name: "static-peak".into(), ..policy },
+            _ => policy,
+        };
+        Contender { policy, role, setting }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The line-up, in table order.
+    pub lineup: Vec<Contender>,
+    /// Search the smallest static fleet meeting the SLO over `1..=max` (`None`: no search).
+    pub static_search: Option<u32>,
+}
+
+/// Stage messages (for a progress line).
+pub type Status<'a> = &'a (dyn Fn(&str) + Sync);
+
+/// Runs the plan on `trials` and makes the scoreboard.
+pub fn run(plan: &Plan, trials: &Trials, status: Status<'_>) -> Scoreboard {
+    let started = Instant::now();
+    let mut notes = Vec::new();
+    // The searches are chains of one replay after another: they run beside the line-up, one
+    // thread each, and the line-up gets the rest.
+    let searches = usize::from(plan.static_search.is_some());
+    let (solo, rest) = if trials.threads > searches {
+        (Trials { threads: 1, ..trials.clone() }, Trials { threads: trials.threads - searches, ..trials.clone() })
+    } else {
+        (Trials { threads: 1, ..trials.clone() }, Trials { threads: 1, ..trials.clone() })
+    };
+    let parallel = trials.threads > searches;
+    let (search, runs) = std::thread::scope(|sc| {
+        let search = move |solo: &Trials| {
+            plan.static_search.map(|max| {
+                status(&format!("bisecting the smallest static fleet meeting the SLO (1..={max})"));
+                smallest_static(solo, max)
+            })
+        };
+        let lineup = |rest: &Trials| {
+            status(&format!("{} policies x {} seeds", plan.lineup.len(), rest.seeds.len()));
+            lineup_runs(&plan.lineup, rest)
+        };
+        if parallel {
+            let s = sc.spawn(move || search(&solo));
+            let runs = lineup(&rest);
+            (s.join().ok().flatten(), runs)
+        } else {
+            (search(&solo), lineup(&rest))
+        }
+    });
+    let mut entries: Vec<Entry> = Vec::new();
+    if let Some(s) = &search {
+        notes.push(s.note());
+        if let Some(n) = s.size {
+            entries.push(Entry {
+                name: format!("static-{n}"),
+                role: Role::StaticMin,
+                setting: Some(format!("{n} replicas (bisected)")),
+                runs: zip_seeds(trials, s.results.clone()),
+            });
+        }
+    }
+    for (c, r) in plan.lineup.iter().zip(runs) {
+        entries.push(Entry { name: c.policy.name.clone(), role: c.role, setting: c.setting.clone(), runs: zip_seeds(trials, r) });
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let reports = trials
+        .seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let results = entries.iter().filter_map(|e| e.runs.get(i).map(|(_, r)| named(r, &e.name))).collect();
+            pool::report(&s.cfg, &s.workload, results, wall)
+        })
+        .collect();
+    let seeds = trials.seeds.iter().map(|s| s.seed).collect();
+    Scoreboard::new(trials.criterion, seeds, entries, notes, reports)
+}
+
+/// Every contender on every seed, in one batch of replays; per contender, results in seed order.
+fn lineup_runs(lineup: &[Contender], trials: &Trials) -> Vec<Vec<PolicyResult>> {
+    let batch: Vec<Trial> =
+        lineup.iter().flat_map(|c| trials.all().map(move |seed| Trial { seed, policy: c.policy.clone(), initial: None })).collect();
+    let mut results = trials.run(&batch).into_iter();
+    lineup.iter().map(|_| results.by_ref().take(trials.seeds.len()).collect()).collect()
+}
+
+fn zip_seeds(trials: &Trials, results: Vec<PolicyResult>) -> Vec<(u64, PolicyResult)> {
+    trials.seeds.iter().map(|s| s.seed).zip(results).collect()
+}
+
+fn named(r: &PolicyResult, name: &str) -> PolicyResult {
+    PolicyResult { name: name.to_string(), ..r.clone() }
+}
