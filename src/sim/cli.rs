@@ -160,6 +160,9 @@ pub struct SimulateArgs {
     /// Parallel policy simulations [default: available cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Leave out the clairvoyant bound (it takes about ten replays to find).
+    #[arg(long)]
+    pub no_clairvoyant: bool,
     /// Write the full report (with time series) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -318,7 +321,7 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
     let policies = policies(&a, &cfg)?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let static_search = policies.iter().any(|p| matches!(p.kind, PolicyKind::Static { .. })).then_some(cfg.max_replicas);
-    let plan = Plan { lineup: policies.into_iter().map(Contender::of).collect(), static_search };
+    let plan = Plan { lineup: policies.into_iter().map(Contender::of).collect(), static_search, clairvoyant: !a.no_clairvoyant };
     let trials = Trials::new(&cfg, &w, 1, criterion(&a), threads);
     let spinner = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     spinner

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use crate::sim::{
+    clairvoyant,
     lineup::{Policy, PolicyKind},
     pool,
     report::PolicyResult,
@@ -52,6 +53,8 @@ pub struct Plan {
     pub lineup: Vec<Contender>,
     /// Search the smallest static fleet meeting the SLO over `1..=max` (`None`: no search).
     pub static_search: Option<u32>,
+    /// Search the clairvoyant bound.
+    pub clairvoyant: bool,
 }
 
 /// Stage messages (for a progress line).
@@ -61,34 +64,39 @@ pub type Status<'a> = &'a (dyn Fn(&str) + Sync);
 pub fn run(plan: &Plan, trials: &Trials, status: Status<'_>) -> Scoreboard {
     let started = Instant::now();
     let mut notes = Vec::new();
-    // The searches are chains of one replay after another: they run beside the line-up, one
-    // thread each, and the line-up gets the rest.
-    let searches = usize::from(plan.static_search.is_some());
-    let (solo, rest) = if trials.threads > searches {
-        (Trials { threads: 1, ..trials.clone() }, Trials { threads: trials.threads - searches, ..trials.clone() })
-    } else {
-        (Trials { threads: 1, ..trials.clone() }, Trials { threads: 1, ..trials.clone() })
+    // The searches are chains of one replay after another: each runs on a thread of its own,
+    // beside the line-up when threads are left for it, else before it.
+    let searches = usize::from(plan.static_search.is_some()) + usize::from(plan.clairvoyant);
+    let solo = Trials { threads: 1, ..trials.clone() };
+    let beside = trials.threads.saturating_sub(searches);
+    let static_search = || {
+        plan.static_search.map(|max| {
+            status(&format!("bisecting the smallest static fleet meeting the SLO (1..={max})"));
+            smallest_static(&solo, max)
+        })
     };
-    let parallel = trials.threads > searches;
-    let (search, runs) = std::thread::scope(|sc| {
-        let search = move |solo: &Trials| {
-            plan.static_search.map(|max| {
-                status(&format!("bisecting the smallest static fleet meeting the SLO (1..={max})"));
-                smallest_static(solo, max)
-            })
-        };
-        let lineup = |rest: &Trials| {
-            status(&format!("{} policies x {} seeds", plan.lineup.len(), rest.seeds.len()));
-            lineup_runs(&plan.lineup, rest)
-        };
-        if parallel {
-            let s = sc.spawn(move || search(&solo));
-            let runs = lineup(&rest);
-            (s.join().ok().flatten(), runs)
-        } else {
-            (search(&solo), lineup(&rest))
-        }
-    });
+    let clairvoyant_search = || {
+        plan.clairvoyant.then(|| {
+            status("bisecting the clairvoyant bound's factor");
+            clairvoyant::search(&solo)
+        })
+    };
+    let lineup = |threads: usize| {
+        status(&format!("{} policies x {} seeds", plan.lineup.len(), trials.seeds.len()));
+        lineup_runs(&plan.lineup, &Trials { threads: threads.max(1), ..trials.clone() })
+    };
+    let (search, bound, runs) = if trials.threads >= 2 {
+        std::thread::scope(|sc| {
+            let st = sc.spawn(static_search);
+            let cl = sc.spawn(clairvoyant_search);
+            let early = (beside > 0).then(|| lineup(beside));
+            let (search, bound) = (st.join().ok().flatten(), cl.join().ok().flatten());
+            let runs = early.unwrap_or_else(|| lineup(trials.threads));
+            (search, bound, runs)
+        })
+    } else {
+        (static_search(), clairvoyant_search(), lineup(1))
+    };
     let mut entries: Vec<Entry> = Vec::new();
     if let Some(s) = &search {
         notes.push(s.note());
@@ -103,6 +111,17 @@ pub fn run(plan: &Plan, trials: &Trials, status: Status<'_>) -> Scoreboard {
     }
     for (c, r) in plan.lineup.iter().zip(runs) {
         entries.push(Entry { name: c.policy.name.clone(), role: c.role, setting: c.setting.clone(), runs: zip_seeds(trials, r) });
+    }
+    if let Some(c) = &bound {
+        notes.push(c.note());
+        if let Some(k) = c.factor {
+            entries.push(Entry {
+                name: "clairvoyant".into(),
+                role: Role::Clairvoyant,
+                setting: Some(format!("k = {k:.3} (bisected)")),
+                runs: zip_seeds(trials, c.results.clone()),
+            });
+        }
     }
     let wall = started.elapsed().as_secs_f64();
     let reports = trials

@@ -3,12 +3,13 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::Duration,
 };
 
 use crate::{
     decide::policy::PolicyConfig,
-    sim::{config::SimConfig, hpa::HpaConfig, kpa::KpaConfig},
+    sim::{config::SimConfig, hpa::HpaConfig, kpa::KpaConfig, schedule::Schedule},
     spec::tenancy::NamespaceAccess,
     spec::{LatencySpec, ParseContext, ScalerSpec, SpecError},
 };
@@ -41,6 +42,9 @@ pub enum PolicyKind {
     },
     /// A Knative-KPA-like concurrency autoscaler acting on the Deployment directly.
     Kpa(KpaConfig),
+    /// The clairvoyant bound: follows a replica schedule computed from the actual arrivals,
+    /// acting on the Deployment directly.
+    Clairvoyant(Arc<Schedule>),
     /// llm-scaler, configured by scaler metadata, behind KEDA and the HPA.
     LlmScaler {
         /// The parsed metadata.
@@ -75,6 +79,10 @@ impl Policy {
             PolicyKind::Kpa(k) => format!(
                 "Knative-KPA-like: concurrency target {} x {}, stable {} s / panic {} s",
                 k.target_concurrency, k.target_utilization, k.stable_window_s, k.panic_window_s
+            ),
+            PolicyKind::Clairvoyant(s) => format!(
+                "clairvoyant bound: ceil({:.3} x actual arrivals/s per {:.0} s / capacity) replicas, requested {:.0} s ahead",
+                s.factor, s.window_s, s.lead_s
             ),
             PolicyKind::LlmScaler { metadata, hpa, .. } => {
                 let kv: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -16,6 +16,7 @@
 
 pub mod accounting;
 pub mod capacity;
+pub mod clairvoyant;
 pub mod cli;
 pub mod config;
 pub mod contest;
@@ -33,6 +34,7 @@ pub mod pool;
 pub mod render;
 pub mod replay;
 pub mod report;
+pub mod schedule;
 pub mod scoreboard;
 pub mod scrape;
 pub mod search;
