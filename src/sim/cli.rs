@@ -63,9 +63,13 @@ pub struct SimulateArgs {
     /// Requests/s one replica serves within the SLO [default: measured by bisection].
     #[arg(long, value_name = "RPS")]
     pub replica_capacity: Option<f64>,
-    /// Seed of arrivals, lengths, routing and jitter.
+    /// Seed of arrivals, lengths, routing and jitter (the first of `--seeds`).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Seeds every policy runs on: --seed, --seed+1, ... A policy meets the SLO only if it meets
+    /// on every seed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub seeds: u32,
     /// Policies to compare (comma separated): static, hpa-gpu70, keda-queue5, kpa, llm-scaler.
     #[arg(long, default_value = "static,hpa-gpu70,keda-queue5,kpa,llm-scaler")]
     pub policies: String,
@@ -322,7 +326,7 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let static_search = policies.iter().any(|p| matches!(p.kind, PolicyKind::Static { .. })).then_some(cfg.max_replicas);
     let plan = Plan { lineup: policies.into_iter().map(Contender::of).collect(), static_search, clairvoyant: !a.no_clairvoyant };
-    let trials = Trials::new(&cfg, &w, 1, criterion(&a), threads);
+    let trials = Trials::new(&cfg, &w, a.seeds, criterion(&a), threads);
     let spinner = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     spinner
         .set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));

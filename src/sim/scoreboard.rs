@@ -334,3 +334,80 @@ pub fn table(b: &Scoreboard) -> String {
 pub fn json(b: &Scoreboard) -> serde_json::Result<String> {
     serde_json::to_string_pretty(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{config::Slo, criterion::HourTally, report::Series, stats::Percentiles};
+
+    /// A replay of `gpu_hours` whose hours went as `hourly`.
+    fn replay(name: &str, gpu_hours: f64, hourly: Vec<HourTally>) -> PolicyResult {
+        let requests = hourly.iter().map(|h| h.requests).sum();
+        let ok: u64 = hourly.iter().map(|h| h.within_slo).sum();
+        PolicyResult {
+            name: name.into(),
+            description: name.into(),
+            gpu_hours,
+            cost_usd: gpu_hours * 4.0,
+            gpu_utilization: 0.9,
+            work_utilization: None,
+            requests,
+            completed: requests,
+            dropped: 0,
+            slo_attainment: ok as f64 / requests as f64,
+            ttft_misses: requests - ok,
+            tpot_misses: 0,
+            ttft: Percentiles::default(),
+            tpot: Percentiles::default(),
+            e2e: Percentiles::default(),
+            scaling_actions: 3,
+            mean_replicas: 2.0,
+            peak_replicas: 4,
+            preemptions: 0,
+            savings_vs_static: None,
+            dominant_signals: Default::default(),
+            wall_s: 0.0,
+            series: Series { hourly, ..Series::default() },
+        }
+    }
+
+    fn good(n: usize) -> Vec<HourTally> {
+        vec![HourTally { requests: 1000, within_slo: 1000 }; n]
+    }
+
+    fn entry(name: &str, role: Role, runs: Vec<PolicyResult>) -> Entry {
+        Entry { name: name.into(), role, setting: None, runs: runs.into_iter().enumerate().map(|(i, r)| (i as u64 + 1, r)).collect() }
+    }
+
+    #[test]
+    fn a_policy_meets_only_if_it_meets_on_every_seed_and_savings_are_against_the_smallest_static_fleet() {
+        let mut bad_peak = good(23);
+        bad_peak.push(HourTally { requests: 1000, within_slo: 800 });
+        let entries = vec![
+            entry("static-9", Role::StaticMin, vec![replay("s", 100.0, good(24)), replay("s", 100.0, good(24))]),
+            entry("static-peak", Role::StaticPeak, vec![replay("p", 200.0, good(24)), replay("p", 200.0, good(24))]),
+            // Cheap but one seed has a bad peak hour: not meeting, not the best baseline.
+            entry("kpa", Role::Baseline, vec![replay("k", 50.0, good(24)), replay("k", 50.0, bad_peak)]),
+            entry("keda-tokens", Role::Baseline, vec![replay("t", 80.0, good(24)), replay("t", 90.0, good(24))]),
+            entry("llm-scaler", Role::LlmScaler, vec![replay("l", 60.0, good(24)), replay("l", 70.0, good(24))]),
+            entry("clairvoyant", Role::Clairvoyant, vec![replay("c", 50.0, good(24)), replay("c", 50.0, good(24))]),
+        ];
+        let b = Scoreboard::new(SloCriterion::default(), vec![1, 2], entries, Vec::new(), Vec::new());
+        let kpa = b.row("kpa").unwrap();
+        assert!(!kpa.meets && !kpa.best_baseline);
+        assert!(kpa.runs[0].verdict.meets() && !kpa.runs[1].verdict.meets());
+        assert_eq!(kpa.worst_hour, Some(0.8));
+        let tokens = b.row("keda-tokens").unwrap();
+        assert!(tokens.meets && tokens.best_baseline);
+        assert_eq!((tokens.gpu_hours.mean, tokens.gpu_hours.min, tokens.gpu_hours.max), (85.0, 80.0, 90.0));
+        let ours = b.row("llm-scaler").unwrap();
+        assert!((ours.saved_vs_static.unwrap() - 0.35).abs() < 1e-12, "65 of static-9's 100");
+        assert!((ours.saved_vs_best_baseline.unwrap() - (1.0 - 65.0 / 85.0)).abs() < 1e-12);
+        assert!((ours.vs_clairvoyant.unwrap() - 1.3).abs() < 1e-12);
+        assert!((b.row("static-peak").unwrap().saved_vs_static.unwrap() + 1.0).abs() < 1e-12, "twice static-9");
+        let t = table(&b);
+        assert!(t.contains("against static-9, the smallest static fleet meeting the SLO"), "{t}");
+        assert!(t.contains("keda-tokens *"), "{t}");
+        assert!(t.contains("misses the SLO on seed 2: worst hour"), "{t}");
+    }
+}

@@ -109,3 +109,27 @@ impl Trials {
         self.criterion.judge(r.requests, within, &r.series.hourly).meets()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::workload::{LengthDist, Process, RateCurve, Source};
+
+    #[test]
+    fn each_seed_draws_its_own_arrivals_and_routing_from_consecutive_seeds() {
+        let curve = RateCurve::synthetic("step:5:5:0", 600.0, 10.0).unwrap();
+        let w = Workload::new(
+            "flat",
+            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
+            0,
+        );
+        let cfg = SimConfig { seed: 7, ..SimConfig::default() };
+        let t = Trials::new(&cfg, &w, 3, SloCriterion::default(), 1);
+        let seeds: Vec<(u64, u64, u64)> = t.seeds.iter().map(|s| (s.seed, s.cfg.seed, s.workload.seed)).collect();
+        assert_eq!(seeds, vec![(7, 7, 7), (8, 8, 8), (9, 9, 9)]);
+        let first = |i: usize| t.seeds[i].workload.arrivals().take(50).collect::<Vec<_>>();
+        assert_ne!(first(0), first(1));
+        assert_eq!(first(0), first(0), "a seed is reproducible");
+        assert_eq!(Trials::new(&cfg, &w, 0, SloCriterion::default(), 1).seeds.len(), 1, "at least one seed");
+    }
+}
