@@ -338,7 +338,7 @@ pub fn json(b: &Scoreboard) -> serde_json::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{config::Slo, criterion::HourTally, report::Series, stats::Percentiles};
+    use crate::sim::{criterion::HourTally, report::Series, stats::Percentiles};
 
     /// A replay of `gpu_hours` whose hours went as `hourly`.
     fn replay(name: &str, gpu_hours: f64, hourly: Vec<HourTally>) -> PolicyResult {
