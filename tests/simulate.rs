@@ -19,7 +19,7 @@ fn policies_compared_on_the_same_arrivals() {
     let meta = vec![("targetTokensPerSecond".to_string(), "5000".to_string()), ("peakFactor".to_string(), "1.2".to_string())];
     let policies = sim::standard_policies(&cfg, &meta, Some(8)).unwrap();
     let report = sim::run(&cfg, &w, &policies, 2, &|_, _| {});
-    assert_eq!(report.policies.len(), 5);
+    assert_eq!(report.policies.len(), 6);
     let n = report.policies[0].requests;
     assert!(n > 30_000, "{n}");
     for p in &report.policies {
@@ -45,13 +45,37 @@ fn policies_compared_on_the_same_arrivals() {
     let table = sim::report::table(&report);
     assert!(table.contains("llm-scaler") && table.contains("GPU-hours"));
     let json: serde_json::Value = serde_json::from_str(&sim::report::json(&report).unwrap()).unwrap();
-    assert_eq!(json["policies"].as_array().unwrap().len(), 5);
+    assert_eq!(json["policies"].as_array().unwrap().len(), 6);
     let dir = std::env::temp_dir().join(format!("llm-scaler-sim-plots-{}", std::process::id()));
     let files = sim::plots::write_all(&report, &dir).unwrap();
     for f in files {
         let svg = std::fs::read_to_string(&f).unwrap();
         assert!(svg.starts_with("<svg") && svg.len() > 1000, "{}", f.display());
     }
+}
+
+#[test]
+fn keda_tokens_scales_on_the_fleet_s_token_rate() {
+    // 20 req/s of 500 prompt + 100 output tokens after the first 5 minutes: 12,000 tokens/s.
+    let curve = RateCurve::synthetic("step:2:20:300", 1500.0, 10.0).unwrap();
+    let w = Workload::new(
+        "step",
+        Source::Rate { curve, process: Process::Poisson, input: LengthDist::Fixed(500), output: LengthDist::Fixed(100) },
+        3,
+    );
+    let cfg = SimConfig { min_replicas: 1, max_replicas: 16, replica_capacity_rps: 5.0, series_step_s: Some(60.0), ..SimConfig::default() };
+    let at = |target: f64| {
+        let lineup = sim::Lineup { tokens_target: target, ..sim::Lineup::default() };
+        let p = lineup.policy("keda-tokens", &cfg).unwrap();
+        let r = sim::run(&cfg, &w, &[p], 1, &|_, _| {});
+        // Ready replicas over the last 5 minutes, once the HPA has settled.
+        let ready = &r.policies[0].series.ready;
+        ready[ready.len() - 6..ready.len() - 1].iter().sum::<f64>() / 5.0
+    };
+    let (coarse, fine) = (at(3000.0), at(1500.0));
+    // ceil(12,000 / 3,000) = 4 and ceil(12,000 / 1,500) = 8, within the HPA's 10 % tolerance.
+    assert!((coarse - 4.0).abs() <= 1.0, "{coarse}");
+    assert!((fine - 8.0).abs() <= 1.0, "{fine}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use crate::sim::{
     contest::{self, Contender, Plan},
     criterion::{Share, SloCriterion},
     kpa::KpaConfig,
-    lineup::{Lineup, Policy, PolicyKind},
+    lineup::{Lineup, Policy, PolicyKind, default_tokens_target},
     plots, scoreboard,
     seeds::Trials,
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
@@ -70,8 +70,10 @@ pub struct SimulateArgs {
     /// on every seed.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub seeds: u32,
-    /// Policies to compare (comma separated): static, hpa-gpu70, keda-queue5, kpa, llm-scaler.
-    #[arg(long, default_value = "static,hpa-gpu70,keda-queue5,kpa,llm-scaler")]
+    /// Policies to compare (comma separated): static, hpa-gpu70, keda-queue5, kpa, keda-tokens,
+    /// llm-scaler. `static` is the smallest static fleet meeting the SLO (bisected) and the
+    /// peak-sized one for reference.
+    #[arg(long, default_value = "static,hpa-gpu70,keda-queue5,kpa,keda-tokens,llm-scaler")]
     pub policies: String,
     /// llm-scaler metadata KEY=VALUE (repeatable), exactly as in a ScaledObject's trigger.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
@@ -121,6 +123,16 @@ pub struct SimulateArgs {
     /// KPA target concurrency per pod.
     #[arg(long, default_value_t = 64.0)]
     pub kpa_target: f64,
+    /// hpa-gpu's target GPU utilisation (DCGM duty cycle), percent.
+    #[arg(long, default_value_t = 70.0, value_name = "PERCENT")]
+    pub hpa_gpu_target: f64,
+    /// keda-queue's threshold: waiting requests per replica.
+    #[arg(long, default_value_t = 5.0, value_name = "N")]
+    pub keda_queue_threshold: f64,
+    /// keda-tokens' AverageValue target, prompt + generation tokens/s per replica [default:
+    /// llm-scaler's default targetTokensPerSecond / its default peakFactor].
+    #[arg(long, value_name = "TOKENS_PER_S")]
+    pub keda_tokens_target: Option<f64>,
     /// TTFT SLO.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub ttft_slo: Duration,
@@ -279,8 +291,21 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
         scale_down_window: a.scale_down_window,
         hpa_sync: a.hpa_sync,
         kpa: KpaConfig { target_concurrency: a.kpa_target, ..KpaConfig::default() },
+        gpu_target: a.hpa_gpu_target / 100.0,
+        queue_threshold: a.keda_queue_threshold,
+        tokens_target: a.keda_tokens_target.unwrap_or_else(default_tokens_target),
         metadata: a.meta.iter().map(|s| kv(s)).collect::<anyhow::Result<_>>()?,
     };
+    for (flag, v) in [
+        ("--kpa-target", a.kpa_target),
+        ("--hpa-gpu-target", a.hpa_gpu_target),
+        ("--keda-queue-threshold", a.keda_queue_threshold),
+        ("--keda-tokens-target", lineup.tokens_target),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{flag} must be a positive number, not {v}");
+        }
+    }
     let mut out = Vec::new();
     for name in a.policies.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         out.push(lineup.policy(name, cfg)?);

@@ -34,10 +34,7 @@ impl Contender {
             PolicyKind::LlmScaler { .. } => Role::Variant,
             _ => Role::Baseline,
         };
-        let setting = match &policy.kind {
-            PolicyKind::Static { replicas } => Some(format!("{replicas} replicas")),
-            _ => None,
-        };
+        let setting = policy.setting();
         let policy = match (&policy.kind, role) {
             (PolicyKind::Static { .. }, Role::StaticPeak) => Policy { name: "static-peak".into(), ..policy },
             _ => policy,

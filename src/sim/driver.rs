@@ -86,6 +86,7 @@ impl Driver {
             PolicyKind::Static { .. } => Driver::Static,
             PolicyKind::HpaGpu { target, hpa: h } => hpa(h, Source::Gpu { latest: None }, *target),
             PolicyKind::KedaQueue { threshold, hpa: h } => hpa(h, Source::Queue { latest: None }, *threshold),
+            PolicyKind::KedaTokens { target, hpa: h } => hpa(h, Source::Tokens { latest: None, history: Default::default() }, *target),
             PolicyKind::Clairvoyant(s) => Driver::Schedule(Arc::clone(s)),
             PolicyKind::Kpa(k) => Driver::Kpa { kpa: Kpa::new(k.clone()), tick: Every::new(k.tick_s) },
             PolicyKind::LlmScaler { spec, hpa: h, .. } => hpa(h, Source::llm_scaler(spec), 1.0),
