@@ -15,6 +15,7 @@ use crate::sim::{
     lineup::{Lineup, Policy, PolicyKind, default_tokens_target},
     plots, scoreboard,
     seeds::Trials,
+    tune::{self, Family},
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -176,6 +177,17 @@ pub struct SimulateArgs {
     /// Parallel policy simulations [default: available cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Tune every baseline's knob on --tune-from..--tune-to (a grid of six values each; the
+    /// cheapest setting meeting the SLO is kept), then run them on --from..--to. llm-scaler is
+    /// not tuned.
+    #[arg(long, requires_all = ["tune_from", "tune_to"])]
+    pub tune_baselines: bool,
+    /// Start of the tuning part (source time).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub tune_from: Option<Duration>,
+    /// End of the tuning part (source time).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub tune_to: Option<Duration>,
     /// Leave out the clairvoyant bound (it takes about ten replays to find).
     #[arg(long)]
     pub no_clairvoyant: bool,
@@ -284,6 +296,11 @@ pub fn criterion(a: &SimulateArgs) -> SloCriterion {
 
 /// The policies the flags ask for.
 pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
+    policies_of(&lineup(a)?, a, cfg)
+}
+
+/// The line-up's knobs, from the flags.
+pub fn lineup(a: &SimulateArgs) -> anyhow::Result<Lineup> {
     let lineup = Lineup {
         static_replicas: a.static_replicas,
         tolerance: a.tolerance,
@@ -306,6 +323,10 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
             bail!("{flag} must be a positive number, not {v}");
         }
     }
+    Ok(lineup)
+}
+
+fn policies_of(lineup: &Lineup, a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
     let mut out = Vec::new();
     for name in a.policies.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         out.push(lineup.policy(name, cfg)?);
@@ -324,6 +345,27 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
         bail!("no policy to simulate");
     }
     Ok(out)
+}
+
+/// The tuning part, source seconds: `--tune-from`..`--tune-to`, which must not overlap the
+/// evaluated part (`--from`..`--to`) so the table reports settings on requests they were not
+/// chosen on.
+fn tuning_part(a: &SimulateArgs, w: &Workload) -> anyhow::Result<(f64, f64)> {
+    let (Some(from), Some(to)) = (a.tune_from, a.tune_to) else {
+        bail!("--tune-baselines needs --tune-from and --tune-to (a part of the workload apart from --from/--to)");
+    };
+    let (from, to) = (from.as_secs_f64(), to.as_secs_f64());
+    if to <= from {
+        bail!("--tune-to must be after --tune-from");
+    }
+    if from < w.to_s && w.from_s < to {
+        bail!(
+            "the tuning part {from:.0}..{to:.0} s overlaps the evaluated part {:.0}..{} s: tune on other requests than those reported",
+            w.from_s,
+            if w.to_s.is_finite() { format!("{:.0}", w.to_s) } else { "end".into() }
+        );
+    }
+    Ok((from, to))
 }
 
 /// Runs `simulate`.
@@ -347,17 +389,40 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
         }
         w.rate_scale = n * cfg.replica_capacity_rps / peak;
     }
-    let policies = policies(&a, &cfg)?;
+    let lineup = lineup(&a)?;
+    let policies = policies_of(&lineup, &a, &cfg)?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let static_search = policies.iter().any(|p| matches!(p.kind, PolicyKind::Static { .. })).then_some(cfg.max_replicas);
-    let plan = Plan { lineup: policies.into_iter().map(Contender::of).collect(), static_search, clairvoyant: !a.no_clairvoyant };
     let trials = Trials::new(&cfg, &w, a.seeds, criterion(&a), threads);
     let spinner = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     spinner
         .set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     spinner.enable_steady_tick(Duration::from_millis(250));
     let status = |m: &str| spinner.set_message(m.to_string());
-    let board = contest::run(&plan, &trials, &status);
+    let mut contenders: Vec<Contender> = policies.into_iter().map(Contender::of).collect();
+    let mut notes = Vec::new();
+    let mut tuned = Vec::new();
+    if a.tune_baselines {
+        let (from, to) = tuning_part(&a, &w)?;
+        let families: Vec<Family> = contenders.iter().filter_map(|c| Family::of(&c.policy.kind)).collect();
+        status(&format!("tuning {} baselines on {from:.0}..{to:.0} s of the source (first seed)", families.len()));
+        tuned = tune::tune(&families, &lineup, &trials.first_only().on_part(from, to))?;
+        for t in &tuned {
+            notes.push(t.note());
+            let Some(c) = contenders.iter_mut().find(|c| Family::of(&c.policy.kind) == Some(t.family)) else { continue };
+            match t.chosen {
+                Some(v) => {
+                    c.policy = t.family.policy(&lineup, &cfg, v)?;
+                    c.setting = c.policy.setting().map(|s| format!("{s} (tuned)"));
+                }
+                None => c.setting = c.policy.setting().map(|s| format!("{s} (none met)")),
+            }
+        }
+    }
+    let plan = Plan { lineup: contenders, static_search, clairvoyant: !a.no_clairvoyant };
+    let mut board = contest::run(&plan, &trials, &status);
+    board.notes.extend(notes);
+    board.tuning = tuned;
     spinner.finish_and_clear();
     print!("{}", scoreboard::table(&board));
     if let Some(p) = &a.json {

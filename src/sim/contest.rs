@@ -131,7 +131,10 @@ pub fn run(plan: &Plan, trials: &Trials, status: Status<'_>) -> Scoreboard {
         })
         .collect();
     let seeds = trials.seeds.iter().map(|s| s.seed).collect();
-    Scoreboard::new(trials.criterion, seeds, entries, notes, reports)
+    let mut board = Scoreboard::new(trials.criterion, seeds, entries, notes, reports);
+    board.static_search = search;
+    board.clairvoyant = bound;
+    board
 }
 
 /// Every contender on every seed, in one batch of replays; per contender, results in seed order.

@@ -40,6 +40,7 @@ pub mod scrape;
 pub mod search;
 pub mod seeds;
 pub mod stats;
+pub mod tune;
 pub mod workload;
 
 pub use capacity::replica_capacity;

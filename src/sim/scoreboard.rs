@@ -8,8 +8,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::sim::{
+    clairvoyant::ClairvoyantSearch,
     criterion::{SloCriterion, Verdict},
     report::{PolicyResult, SimReport},
+    search::StaticSearch,
+    tune::Tuned,
 };
 
 /// What a row stands for on the scoreboard.
@@ -133,6 +136,12 @@ pub struct Scoreboard {
     pub rows: Vec<Row>,
     /// Notes on how the rows were found (searches, tuning), in order.
     pub notes: Vec<String>,
+    /// How the smallest static fleet was found.
+    pub static_search: Option<StaticSearch>,
+    /// How the clairvoyant bound's factor was found.
+    pub clairvoyant: Option<ClairvoyantSearch>,
+    /// What `--tune-baselines` tried and kept.
+    pub tuning: Vec<Tuned>,
     /// Per seed, every replay in full (time series included), rows in row order.
     pub reports: Vec<SimReport>,
 }
@@ -158,7 +167,7 @@ impl Scoreboard {
             r.vs_clairvoyant = clairvoyant.filter(|c| *c > 0.0).map(|c| g / c);
             r.best_baseline = best.is_some_and(|b| b.0 == i);
         }
-        Scoreboard { criterion, seeds, rows, notes, reports }
+        Scoreboard { criterion, seeds, rows, notes, static_search: None, clairvoyant: None, tuning: Vec::new(), reports }
     }
 
     /// The row called `name`.
@@ -320,6 +329,30 @@ pub fn table(b: &Scoreboard) -> String {
     }
     for note in &b.notes {
         let _ = writeln!(s, "note: {note}");
+    }
+    if let Some(ours) = b.rows.iter().find(|r| r.role == Role::LlmScaler) {
+        let best = b.rows.iter().find(|r| r.best_baseline);
+        let vs = |v: Option<f64>, what: String| match v {
+            Some(v) if v >= 0.0 => format!("{:.1}% fewer GPU-hours than {what}", v * 100.0),
+            Some(v) => format!("{:.1}% more GPU-hours than {what}", -v * 100.0),
+            None => format!("no {what} to compare with"),
+        };
+        let static_name = b
+            .rows
+            .iter()
+            .find(|r| r.role == Role::StaticMin && r.meets)
+            .map_or("the smallest static fleet meeting the SLO".into(), |r| r.name.clone());
+        let _ = writeln!(
+            s,
+            "llm-scaler (untuned): {} the SLO; {}; {}; {}",
+            if ours.meets { "meets" } else { "does NOT meet" },
+            vs(ours.saved_vs_static, static_name),
+            vs(
+                ours.saved_vs_best_baseline,
+                best.map_or("a baseline meeting the SLO".into(), |r| format!("the best baseline meeting the SLO ({})", r.name))
+            ),
+            ours.vs_clairvoyant.map_or("no clairvoyant bound".into(), |v| format!("{v:.2}x the clairvoyant bound's GPU-hours")),
+        );
     }
     let _ = writeln!(
         s,
