@@ -335,13 +335,10 @@ pub fn table(b: &Scoreboard) -> String {
         let vs = |v: Option<f64>, what: String| match v {
             Some(v) if v >= 0.0 => format!("{:.1}% fewer GPU-hours than {what}", v * 100.0),
             Some(v) => format!("{:.1}% more GPU-hours than {what}", -v * 100.0),
-            None => format!("no {what} to compare with"),
+            None => format!("{what}: nothing to compare with"),
         };
-        let static_name = b
-            .rows
-            .iter()
-            .find(|r| r.role == Role::StaticMin && r.meets)
-            .map_or("the smallest static fleet meeting the SLO".into(), |r| r.name.clone());
+        let static_name =
+            b.rows.iter().find(|r| r.role == Role::StaticMin && r.meets).map_or("no static fleet meets the SLO".into(), |r| r.name.clone());
         let _ = writeln!(
             s,
             "llm-scaler (untuned): {} the SLO; {}; {}; {}",
@@ -349,7 +346,7 @@ pub fn table(b: &Scoreboard) -> String {
             vs(ours.saved_vs_static, static_name),
             vs(
                 ours.saved_vs_best_baseline,
-                best.map_or("a baseline meeting the SLO".into(), |r| format!("the best baseline meeting the SLO ({})", r.name))
+                best.map_or("no baseline meets the SLO".into(), |r| format!("the best baseline meeting the SLO ({})", r.name))
             ),
             ours.vs_clairvoyant.map_or("no clairvoyant bound".into(), |v| format!("{v:.2}x the clairvoyant bound's GPU-hours")),
         );
