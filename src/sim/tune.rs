@@ -154,8 +154,8 @@ impl Tuned {
                 format!("tuned {}: kept {v}, the cheapest meeting the SLO on the tuning part ({})", self.family.as_str(), tried.join("; "))
             }
             None => format!(
-                "tuned {:?}: none met the SLO on the tuning part, runs with its standard setting ({})",
-                self.family,
+                "tuned {}: none met the SLO on the tuning part, runs with its standard setting ({})",
+                self.family.as_str(),
                 tried.join("; ")
             ),
         }
