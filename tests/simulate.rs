@@ -19,7 +19,7 @@ fn policies_compared_on_the_same_arrivals() {
     let meta = vec![("targetTokensPerSecond".to_string(), "5000".to_string()), ("peakFactor".to_string(), "1.2".to_string())];
     let policies = sim::standard_policies(&cfg, &meta, Some(8)).unwrap();
     let report = sim::run(&cfg, &w, &policies, 2, &|_, _| {});
-    assert_eq!(report.policies.len(), 5);
+    assert_eq!(report.policies.len(), 6);
     let n = report.policies[0].requests;
     assert!(n > 30_000, "{n}");
     for p in &report.policies {
@@ -45,13 +45,37 @@ fn policies_compared_on_the_same_arrivals() {
     let table = sim::report::table(&report);
     assert!(table.contains("llm-scaler") && table.contains("GPU-hours"));
     let json: serde_json::Value = serde_json::from_str(&sim::report::json(&report).unwrap()).unwrap();
-    assert_eq!(json["policies"].as_array().unwrap().len(), 5);
+    assert_eq!(json["policies"].as_array().unwrap().len(), 6);
     let dir = std::env::temp_dir().join(format!("llm-scaler-sim-plots-{}", std::process::id()));
     let files = sim::plots::write_all(&report, &dir).unwrap();
     for f in files {
         let svg = std::fs::read_to_string(&f).unwrap();
         assert!(svg.starts_with("<svg") && svg.len() > 1000, "{}", f.display());
     }
+}
+
+#[test]
+fn keda_tokens_scales_on_the_fleet_s_token_rate() {
+    // 20 req/s of 500 prompt + 100 output tokens after the first 5 minutes: 12,000 tokens/s.
+    let curve = RateCurve::synthetic("step:2:20:300", 1500.0, 10.0).unwrap();
+    let w = Workload::new(
+        "step",
+        Source::Rate { curve, process: Process::Poisson, input: LengthDist::Fixed(500), output: LengthDist::Fixed(100) },
+        3,
+    );
+    let cfg = SimConfig { min_replicas: 1, max_replicas: 16, replica_capacity_rps: 5.0, series_step_s: Some(60.0), ..SimConfig::default() };
+    let at = |target: f64| {
+        let lineup = sim::Lineup { tokens_target: target, ..sim::Lineup::default() };
+        let p = lineup.policy("keda-tokens", &cfg).unwrap();
+        let r = sim::run(&cfg, &w, &[p], 1, &|_, _| {});
+        // Ready replicas over the last 5 minutes, once the HPA has settled.
+        let ready = &r.policies[0].series.ready;
+        ready[ready.len() - 6..ready.len() - 1].iter().sum::<f64>() / 5.0
+    };
+    let (coarse, fine) = (at(3000.0), at(1500.0));
+    // ceil(12,000 / 3,000) = 4 and ceil(12,000 / 1,500) = 8, within the HPA's 10 % tolerance.
+    assert!((coarse - 4.0).abs() <= 1.0, "{coarse}");
+    assert!((fine - 8.0).abs() <= 1.0, "{fine}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,4 +85,51 @@ async fn demo_runs_the_real_server_against_the_modelled_fleet() {
     let workload = DemoWorkload::ServeGenDay { day: 9, compress: 96.0 };
     let opts = DemoOptions { duration: std::time::Duration::from_secs(4), workload, max_replicas: 6, ..Default::default() };
     llm_scaler::sim::demo::run(opts).await.unwrap();
+}
+
+#[test]
+fn the_scoreboard_judges_every_policy_on_every_seed_against_the_smallest_static_fleet() {
+    use llm_scaler::sim::{
+        contest::{self, Contender, Plan},
+        criterion::SloCriterion,
+        scoreboard::Role,
+        seeds::Trials,
+    };
+    // 30 minutes: a quiet start, a step to 5x after 10 minutes.
+    let curve = RateCurve::synthetic("step:4:20:600", 1800.0, 10.0).unwrap();
+    let w = Workload::new(
+        "step",
+        Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
+        1,
+    );
+    let cfg = SimConfig { min_replicas: 1, max_replicas: 8, replica_capacity_rps: 5.27, ..SimConfig::default() };
+    let lineup = sim::Lineup::default();
+    let picked = ["static", "kpa", "keda-tokens", "llm-scaler"].map(|n| Contender::of(lineup.policy(n, &cfg).unwrap()));
+    let plan = Plan { lineup: picked.to_vec(), static_search: Some(8), clairvoyant: true };
+    let trials = Trials::new(&cfg, &w, 2, SloCriterion::default(), 2);
+    let board = contest::run(&plan, &trials, &|_| {});
+    assert_eq!(board.seeds, vec![1, 2]);
+    let names: Vec<&str> = board.rows.iter().map(|r| r.name.as_str()).collect();
+    let n = board.static_search.as_ref().and_then(|s| s.size).expect("8 replicas hold 20 req/s");
+    assert_eq!(names, vec![format!("static-{n}").as_str(), "static-peak", "kpa", "keda-tokens", "llm-scaler", "clairvoyant"]);
+    for r in &board.rows {
+        assert_eq!(r.runs.len(), 2, "{}: one run per seed", r.name);
+        assert_eq!(r.meets, r.runs.iter().all(|x| x.verdict.meets()), "{}", r.name);
+        assert!(r.gpu_hours.min <= r.gpu_hours.mean && r.gpu_hours.mean <= r.gpu_hours.max);
+    }
+    let static_min = board.row(&format!("static-{n}")).unwrap();
+    assert!(static_min.meets && static_min.role == Role::StaticMin);
+    assert_eq!(static_min.saved_vs_static, Some(0.0));
+    let clair = board.row("clairvoyant").unwrap();
+    assert!(clair.meets);
+    assert!(clair.gpu_hours.mean < static_min.gpu_hours.mean, "following demand beats a fixed fleet on a step");
+    let peak = board.row("static-peak").unwrap();
+    assert!(peak.saved_vs_static.unwrap() < 0.0 || n == 8);
+    // Per seed, every replay is in the reports (for the JSON and plots), rows in row order.
+    assert_eq!(board.reports.len(), 2);
+    assert_eq!(board.reports[0].policies.len(), board.rows.len());
+    let json: serde_json::Value = serde_json::from_str(&sim::scoreboard::json(&board).unwrap()).unwrap();
+    assert!(json["rows"][0]["runs"][0]["verdict"]["judged_hours"].as_u64().unwrap() >= 1);
+    let table = sim::scoreboard::table(&board);
+    assert!(table.contains(&format!("against static-{n}, the smallest static fleet meeting the SLO")), "{table}");
 }

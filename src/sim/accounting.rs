@@ -1,8 +1,15 @@
 //! Bookkeeping of what the requests got: latencies and SLO attainment over the run
-//! ([`SloTally`], what the demo reports too) and per step for the report's time series
-//! ([`Ledger`]).
+//! ([`SloTally`], what the demo reports too), per step for the report's time series and per wall
+//! hour for the strict SLO criterion ([`Ledger`]).
 
-use crate::sim::{config::Slo, engine::Done, report::Series, stats::LogHist, workload::Request};
+use crate::sim::{
+    config::Slo,
+    criterion::{HOUR_S, HourTally},
+    engine::Done,
+    report::Series,
+    stats::LogHist,
+    workload::Request,
+};
 
 /// How one finished request counted.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +110,7 @@ pub struct Ledger {
     s_ttft: Vec<LogHist>,
     s_n: Vec<u64>,
     s_ok: Vec<u64>,
+    hours: Vec<HourTally>,
 }
 
 impl Ledger {
@@ -119,6 +127,7 @@ impl Ledger {
             s_ttft: (0..n).map(|_| LogHist::with_growth(1.05)).collect(),
             s_n: vec![0; n],
             s_ok: vec![0; n],
+            hours: vec![HourTally::default(); (duration / HOUR_S).ceil().max(1.0) as usize],
         }
     }
 
@@ -144,13 +153,22 @@ impl Ledger {
     pub fn done(&mut self, d: Done) {
         let b = self.bucket(d.arrival_s);
         self.s_n[b] += 1;
+        // By arrival: the hour the request was asked for, whenever it finished.
+        let hi = ((d.arrival_s.max(0.0) / HOUR_S) as usize).min(self.hours.len() - 1);
+        self.hours[hi].requests += 1;
         match self.tally.done(&d) {
             Outcome::Dropped => self.s_ttft[b].record(d.ttft_s.unwrap_or(d.e2e_s)),
             Outcome::Served { ttft_s, within_slo } => {
                 self.s_ttft[b].record(ttft_s);
                 self.s_ok[b] += u64::from(within_slo);
+                self.hours[hi].within_slo += u64::from(within_slo);
             }
         }
+    }
+
+    /// Requests and requests within the SLO per wall hour of the replay, by arrival time.
+    pub fn hours(&self) -> &[HourTally] {
+        &self.hours
     }
 
     /// The time series of a replay of `duration` seconds (the last step may be shorter).
@@ -164,6 +182,7 @@ impl Ledger {
             arrivals_rps: (0..n).map(|i| self.s_arrivals[i] as f64 / step_len(i)).collect(),
             ttft_p99_s: self.s_ttft.iter().map(|h| h.quantile(0.99)).collect(),
             slo: (0..n).map(|i| (self.s_n[i] > 0).then(|| self.s_ok[i] as f64 / self.s_n[i] as f64)).collect(),
+            hourly: self.hours.clone(),
         }
     }
 }
@@ -174,6 +193,27 @@ mod tests {
 
     fn done(ttft_s: Option<f64>, tpot_s: Option<f64>, completed: bool) -> Done {
         Done { arrival_s: 1.0, ttft_s, tpot_s, e2e_s: 3.0, output: 10, completed }
+    }
+
+    #[test]
+    fn hours_are_tallied_by_arrival_whatever_the_series_step_and_drops_are_misses() {
+        // 2.5 h with a 7-minute series step: three hours, the last one partial.
+        let mut l = Ledger::new(9000.0, 420.0, Slo::default());
+        assert_eq!(l.hours().len(), 3);
+        let at =
+            |arrival_s, ttft_s: Option<f64>, completed| Done { arrival_s, ttft_s, tpot_s: Some(0.05), e2e_s: 1.0, output: 10, completed };
+        l.done(at(10.0, Some(0.1), true));
+        l.done(at(3599.9, Some(5.0), true)); // over the TTFT SLO
+        l.done(at(3600.0, Some(0.1), true)); // the first second of hour 1
+        l.done(at(3700.0, None, false)); // dropped
+        l.done(at(8999.0, Some(0.1), true));
+        // Finished in the tail after the replay: still the last hour's.
+        l.done(at(9000.0, Some(0.1), true));
+        let hours = l.hours();
+        assert_eq!(hours[0], HourTally { requests: 2, within_slo: 1 });
+        assert_eq!(hours[1], HourTally { requests: 2, within_slo: 1 });
+        assert_eq!(hours[2], HourTally { requests: 2, within_slo: 2 });
+        assert_eq!(l.series(9000.0).hourly, hours);
     }
 
     #[test]

@@ -1,24 +1,23 @@
 //! `llm-scaler simulate`: flags, workload and policy set-up, progress bars and output.
 
-use std::{
-    io::IsTerminal as _,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{io::IsTerminal as _, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::sim::{
     capacity::replica_capacity,
     config::{NodePool, Router, SimConfig, Slo},
+    contest::{self, Contender, Plan},
+    criterion::{Share, SloCriterion},
     kpa::KpaConfig,
-    lineup::{Lineup, Policy},
-    plots, pool,
+    lineup::{Lineup, Policy, PolicyKind, default_tokens_target},
+    plots,
     profile::ReplicaKind,
-    replica_report, report,
+    replica_report, scoreboard,
+    seeds::Trials,
+    tune::{self, Family},
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -67,11 +66,17 @@ pub struct SimulateArgs {
     /// Requests/s one replica serves within the SLO [default: measured by bisection].
     #[arg(long, value_name = "RPS")]
     pub replica_capacity: Option<f64>,
-    /// Seed of arrivals, lengths, routing and jitter.
+    /// Seed of arrivals, lengths, routing and jitter (the first of `--seeds`).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Policies to compare (comma separated): static, hpa-gpu70, keda-queue5, kpa, llm-scaler.
-    #[arg(long, default_value = "static,hpa-gpu70,keda-queue5,kpa,llm-scaler")]
+    /// Seeds every policy runs on: --seed, --seed+1, ... A policy meets the SLO only if it meets
+    /// on every seed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub seeds: u32,
+    /// Policies to compare (comma separated): static, hpa-gpu70, keda-queue5, kpa, keda-tokens,
+    /// llm-scaler. `static` is the smallest static fleet meeting the SLO (bisected) and the
+    /// peak-sized one for reference.
+    #[arg(long, default_value = "static,hpa-gpu70,keda-queue5,kpa,keda-tokens,llm-scaler")]
     pub policies: String,
     /// llm-scaler metadata KEY=VALUE (repeatable), exactly as in a ScaledObject's trigger.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
@@ -121,12 +126,37 @@ pub struct SimulateArgs {
     /// KPA target concurrency per pod.
     #[arg(long, default_value_t = 64.0)]
     pub kpa_target: f64,
+    /// hpa-gpu's target GPU utilisation (DCGM duty cycle), percent.
+    #[arg(long, default_value_t = 70.0, value_name = "PERCENT")]
+    pub hpa_gpu_target: f64,
+    /// keda-queue's threshold: waiting requests per replica.
+    #[arg(long, default_value_t = 5.0, value_name = "N")]
+    pub keda_queue_threshold: f64,
+    /// keda-tokens' AverageValue target, prompt + generation tokens/s per replica [default:
+    /// llm-scaler's default targetTokensPerSecond / its default peakFactor].
+    #[arg(long, value_name = "TOKENS_PER_S")]
+    pub keda_tokens_target: Option<f64>,
     /// TTFT SLO.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub ttft_slo: Duration,
     /// TPOT SLO.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub tpot_slo: Duration,
+    /// Share of all requests that must be within the SLO, percent.
+    #[arg(long, default_value = "99", value_name = "PERCENT")]
+    pub slo_target: Share,
+    /// Attainment an hour must reach to count as a good hour, percent.
+    #[arg(long, default_value = "99", value_name = "PERCENT")]
+    pub hour_target: Share,
+    /// Share of judged hours that must be good hours, percent.
+    #[arg(long, default_value = "95", value_name = "PERCENT")]
+    pub hour_share: Share,
+    /// Attainment the worst judged hour must reach, percent.
+    #[arg(long, default_value = "95", value_name = "PERCENT")]
+    pub worst_hour: Share,
+    /// Hours with fewer requests are listed as not judged.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub hour_min_requests: u64,
     /// Price of one GPU-hour, dollars.
     #[arg(long, default_value_t = 4.0)]
     pub price: f64,
@@ -158,6 +188,20 @@ pub struct SimulateArgs {
     /// With --gpus-per-node: from asking for a new node to a replica starting on it [default: 300s].
     #[arg(long, requires = "gpus_per_node", value_parser = humantime::parse_duration)]
     pub node_provisioning: Option<Duration>,
+    /// Tune every baseline's knob on --tune-from..--tune-to (a grid of six values each; the
+    /// cheapest setting meeting the SLO is kept), then run them on --from..--to. llm-scaler is
+    /// not tuned.
+    #[arg(long, requires_all = ["tune_from", "tune_to"])]
+    pub tune_baselines: bool,
+    /// Start of the tuning part (source time).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub tune_from: Option<Duration>,
+    /// End of the tuning part (source time).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub tune_to: Option<Duration>,
+    /// Leave out the clairvoyant bound (it takes about ten replays to find).
+    #[arg(long)]
+    pub no_clairvoyant: bool,
     /// Write the full report (with time series) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -274,8 +318,24 @@ pub fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     Ok(cfg)
 }
 
+/// What "meets the SLO" means, from the flags (each share was checked when parsed).
+pub fn criterion(a: &SimulateArgs) -> SloCriterion {
+    SloCriterion {
+        overall: a.slo_target,
+        hour_target: a.hour_target,
+        hour_share: a.hour_share,
+        worst_hour: a.worst_hour,
+        min_hour_requests: a.hour_min_requests,
+    }
+}
+
 /// The policies the flags ask for.
 pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
+    policies_of(&lineup(a)?, a, cfg)
+}
+
+/// The line-up's knobs, from the flags.
+pub fn lineup(a: &SimulateArgs) -> anyhow::Result<Lineup> {
     let lineup = Lineup {
         static_replicas: a.static_replicas,
         tolerance: a.tolerance,
@@ -283,8 +343,25 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
         scale_down_window: a.scale_down_window,
         hpa_sync: a.hpa_sync,
         kpa: KpaConfig { target_concurrency: a.kpa_target, ..KpaConfig::default() },
+        gpu_target: a.hpa_gpu_target / 100.0,
+        queue_threshold: a.keda_queue_threshold,
+        tokens_target: a.keda_tokens_target.unwrap_or_else(default_tokens_target),
         metadata: a.meta.iter().map(|s| kv(s)).collect::<anyhow::Result<_>>()?,
     };
+    for (flag, v) in [
+        ("--kpa-target", a.kpa_target),
+        ("--hpa-gpu-target", a.hpa_gpu_target),
+        ("--keda-queue-threshold", a.keda_queue_threshold),
+        ("--keda-tokens-target", lineup.tokens_target),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{flag} must be a positive number, not {v}");
+        }
+    }
+    Ok(lineup)
+}
+
+fn policies_of(lineup: &Lineup, a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>> {
     let mut out = Vec::new();
     for name in a.policies.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         out.push(lineup.policy(name, cfg)?);
@@ -303,6 +380,27 @@ pub fn policies(a: &SimulateArgs, cfg: &SimConfig) -> anyhow::Result<Vec<Policy>
         bail!("no policy to simulate");
     }
     Ok(out)
+}
+
+/// The tuning part, source seconds: `--tune-from`..`--tune-to`, which must not overlap the
+/// evaluated part (`--from`..`--to`) so the table reports settings on requests they were not
+/// chosen on.
+fn tuning_part(a: &SimulateArgs, w: &Workload) -> anyhow::Result<(f64, f64)> {
+    let (Some(from), Some(to)) = (a.tune_from, a.tune_to) else {
+        bail!("--tune-baselines needs --tune-from and --tune-to (a part of the workload apart from --from/--to)");
+    };
+    let (from, to) = (from.as_secs_f64(), to.as_secs_f64());
+    if to <= from {
+        bail!("--tune-to must be after --tune-from");
+    }
+    if from < w.to_s && w.from_s < to {
+        bail!(
+            "the tuning part {from:.0}..{to:.0} s overlaps the evaluated part {:.0}..{} s: tune on other requests than those reported",
+            w.from_s,
+            if w.to_s.is_finite() { format!("{:.0}", w.to_s) } else { "end".into() }
+        );
+    }
+    Ok((from, to))
 }
 
 /// Runs `simulate`.
@@ -332,42 +430,48 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
         }
         w.rate_scale = n * cfg.replica_capacity_rps / peak;
     }
-    let policies = policies(&a, &cfg)?;
+    let lineup = lineup(&a)?;
+    let policies = policies_of(&lineup, &a, &cfg)?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let dur = w.duration_s();
-    let mp = MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-    let style = ProgressStyle::with_template("{prefix:>14} {bar:40} {pos:>6}/{len} h  {elapsed_precise}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bars: Vec<ProgressBar> = policies
-        .iter()
-        .map(|p| {
-            let b = mp.add(ProgressBar::new((dur / 3600.0).ceil() as u64));
-            b.set_style(style.clone());
-            b.set_prefix(p.name.clone());
-            b
-        })
-        .collect();
-    let bars = Mutex::new(bars);
-    let progress = |i: usize, t: f64| {
-        if let Ok(b) = bars.lock()
-            && let Some(b) = b.get(i)
-        {
-            b.set_position((t / 3600.0) as u64);
-        }
-    };
-    let report = pool::run(&cfg, &w, &policies, threads, &progress);
-    if let Ok(b) = bars.lock() {
-        for b in b.iter() {
-            b.finish_and_clear();
+    let static_search = policies.iter().any(|p| matches!(p.kind, PolicyKind::Static { .. })).then_some(cfg.max_replicas);
+    let trials = Trials::new(&cfg, &w, a.seeds, criterion(&a), threads);
+    let spinner = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+    spinner
+        .set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    spinner.enable_steady_tick(Duration::from_millis(250));
+    let status = |m: &str| spinner.set_message(m.to_string());
+    let mut contenders: Vec<Contender> = policies.into_iter().map(Contender::of).collect();
+    let mut notes = Vec::new();
+    let mut tuned = Vec::new();
+    if a.tune_baselines {
+        let (from, to) = tuning_part(&a, &w)?;
+        let families: Vec<Family> = contenders.iter().filter_map(|c| Family::of(&c.policy.kind)).collect();
+        status(&format!("tuning {} baselines on {from:.0}..{to:.0} s of the source (first seed)", families.len()));
+        tuned = tune::tune(&families, &lineup, &trials.first_only().on_part(from, to))?;
+        for t in &tuned {
+            notes.push(t.note());
+            let Some(c) = contenders.iter_mut().find(|c| Family::of(&c.policy.kind) == Some(t.family)) else { continue };
+            match t.chosen {
+                Some(v) => {
+                    c.policy = t.family.policy(&lineup, &cfg, v)?;
+                    c.setting = c.policy.setting().map(|s| format!("{s} (tuned)"));
+                }
+                None => c.setting = c.policy.setting().map(|s| format!("{s} (none met)")),
+            }
         }
     }
-    print!("{}", report::table(&report));
+    let plan = Plan { lineup: contenders, static_search, clairvoyant: !a.no_clairvoyant };
+    let mut board = contest::run(&plan, &trials, &status);
+    board.notes.extend(notes);
+    board.tuning = tuned;
+    spinner.finish_and_clear();
+    print!("{}", scoreboard::table(&board));
     if let Some(p) = &a.json {
-        std::fs::write(p, report::json(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, scoreboard::json(&board)?).with_context(|| format!("writing {}", p.display()))?;
         println!("JSON report: {}", p.display());
     }
-    if let Some(d) = &a.plots {
-        let files = plots::write_all(&report, d).map_err(anyhow::Error::msg)?;
+    if let Some((d, report)) = a.plots.as_ref().zip(board.reports.first()) {
+        let files = plots::write_all(report, d).map_err(anyhow::Error::msg)?;
         for f in files {
             println!("plot: {}", f.display());
         }

@@ -2,7 +2,7 @@
 //! fleet), KEDA + the HPA reading a [`Source`] (scrape, KEDA's polling, the HPA's sync), or the
 //! KPA on its tick.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crate::sim::{
     config::SimConfig,
@@ -10,6 +10,7 @@ use crate::sim::{
     hpa::{Hpa, HpaConfig},
     kpa::Kpa,
     lineup::PolicyKind,
+    schedule::Schedule,
     scrape::{Scraper, Source},
 };
 
@@ -56,6 +57,8 @@ pub enum Driver {
     Static,
     /// KEDA + the HPA.
     Hpa(Box<HpaDriver>),
+    /// A replica schedule known in advance (the clairvoyant bound), every step.
+    Schedule(Arc<Schedule>),
     /// The KPA, every tick.
     Kpa {
         /// Its state.
@@ -86,6 +89,8 @@ impl Driver {
             PolicyKind::Static { .. } => Driver::Static,
             PolicyKind::HpaGpu { target, hpa: h } => hpa(h, Source::Gpu { latest: None }, *target),
             PolicyKind::KedaQueue { threshold, hpa: h } => hpa(h, Source::Queue { latest: None }, *threshold),
+            PolicyKind::KedaTokens { target, hpa: h } => hpa(h, Source::Tokens { latest: None, history: Default::default() }, *target),
+            PolicyKind::Clairvoyant(s) => Driver::Schedule(Arc::clone(s)),
             PolicyKind::Kpa(k) => Driver::Kpa { kpa: Kpa::new(k.clone()), tick: Every::new(k.tick_s) },
             PolicyKind::LlmScaler { spec, hpa: h, .. } => hpa(h, Source::llm_scaler(spec), 1.0),
         }
@@ -97,6 +102,12 @@ impl Driver {
         match self {
             Driver::Static => {}
             Driver::Hpa(d) => d.step(t, fleet, scraper, count_actions),
+            Driver::Schedule(s) => {
+                let desired = s.desired_at(t);
+                if count_actions || desired > fleet.current() {
+                    fleet.scale_to(desired, t);
+                }
+            }
             Driver::Kpa { kpa, tick } => {
                 if tick.due(t) {
                     let desired = kpa.decide(t, fleet.concurrency(), fleet.ready(), cfg.min_replicas, cfg.max_replicas);

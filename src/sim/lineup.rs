@@ -3,18 +3,19 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::Duration,
 };
 
 use crate::{
-    decide::policy::PolicyConfig,
-    sim::{config::SimConfig, hpa::HpaConfig, kpa::KpaConfig},
+    decide::policy::{PolicyConfig, Signal},
+    sim::{config::SimConfig, hpa::HpaConfig, kpa::KpaConfig, schedule::Schedule},
     spec::tenancy::NamespaceAccess,
     spec::{LatencySpec, ParseContext, ScalerSpec, SpecError},
 };
 
 /// The standard line-up, in report order.
-pub const STANDARD: [&str; 5] = ["static", "hpa-gpu70", "keda-queue5", "kpa", "llm-scaler"];
+pub const STANDARD: [&str; 6] = ["static", "hpa-gpu70", "keda-queue5", "kpa", "keda-tokens", "llm-scaler"];
 
 /// A scaling policy: what the cluster does about the fleet's size.
 #[derive(Debug, Clone)]
@@ -39,8 +40,20 @@ pub enum PolicyKind {
         /// HPA settings.
         hpa: HpaConfig,
     },
+    /// KEDA's Prometheus trigger on `sum(rate(vllm:prompt_tokens_total[1m]) +
+    /// rate(vllm:generation_tokens_total[1m]))`, `AverageValue`: what a user without llm-scaler
+    /// would write for a token-rate target (the same semantics as `targetTokensPerSecond`).
+    KedaTokens {
+        /// Tokens/s per replica.
+        target: f64,
+        /// HPA settings.
+        hpa: HpaConfig,
+    },
     /// A Knative-KPA-like concurrency autoscaler acting on the Deployment directly.
     Kpa(KpaConfig),
+    /// The clairvoyant bound: follows a replica schedule computed from the actual arrivals,
+    /// acting on the Deployment directly.
+    Clairvoyant(Arc<Schedule>),
     /// llm-scaler, configured by scaler metadata, behind KEDA and the HPA.
     LlmScaler {
         /// The parsed metadata.
@@ -62,19 +75,40 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The knob a baseline runs with (what `--tune-baselines` sweeps), for the table.
+    pub fn setting(&self) -> Option<String> {
+        match &self.kind {
+            PolicyKind::Static { replicas } => Some(format!("{replicas} replicas")),
+            PolicyKind::HpaGpu { target, .. } => Some(format!("GPU {}%", fmt_knob(target * 100.0))),
+            PolicyKind::KedaQueue { threshold, .. } => Some(format!("queue {}", fmt_knob(*threshold))),
+            PolicyKind::KedaTokens { target, .. } => Some(format!("{} tok/s", fmt_knob(*target))),
+            PolicyKind::Kpa(k) => Some(format!("concurrency {}", fmt_knob(k.target_concurrency))),
+            PolicyKind::Clairvoyant(s) => Some(format!("k = {:.3}", s.factor)),
+            PolicyKind::LlmScaler { .. } => None,
+        }
+    }
+
     /// One line describing the policy.
     pub fn describe(&self) -> String {
         match &self.kind {
-            PolicyKind::Static { replicas } => format!("static fleet of {replicas} replicas (sized for the peak)"),
+            PolicyKind::Static { replicas } => format!("static fleet of {replicas} replicas"),
             PolicyKind::HpaGpu { target, hpa } => {
                 format!("HPA on DCGM GPU utilisation, target {:.0}% (tolerance {})", target * 100.0, hpa.tolerance_up)
             }
             PolicyKind::KedaQueue { threshold, hpa } => {
                 format!("KEDA Prometheus trigger sum(vllm:num_requests_waiting), threshold {threshold} (tolerance {})", hpa.tolerance_up)
             }
+            PolicyKind::KedaTokens { target, hpa } => format!(
+                "KEDA Prometheus trigger sum(rate(vllm:prompt_tokens_total[1m]) + rate(vllm:generation_tokens_total[1m])), AverageValue {target:.0} tokens/s (tolerance {})",
+                hpa.tolerance_up
+            ),
             PolicyKind::Kpa(k) => format!(
                 "Knative-KPA-like: concurrency target {} x {}, stable {} s / panic {} s",
                 k.target_concurrency, k.target_utilization, k.stable_window_s, k.panic_window_s
+            ),
+            PolicyKind::Clairvoyant(s) => format!(
+                "clairvoyant bound: ceil({:.3} x actual arrivals/s per {:.0} s / capacity) replicas, requested {:.0} s ahead",
+                s.factor, s.window_s, s.lead_s
             ),
             PolicyKind::LlmScaler { metadata, hpa, .. } => {
                 let kv: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -92,7 +126,7 @@ impl Policy {
 #[derive(Debug, thiserror::Error)]
 pub enum LineupError {
     /// A name outside [`STANDARD`].
-    #[error("unknown policy \"{0}\"; known: static, hpa-gpu70, keda-queue5, kpa, llm-scaler")]
+    #[error("unknown policy \"{0}\"; known: static, hpa-gpu70, keda-queue5, kpa, keda-tokens, llm-scaler")]
     Unknown(String),
     /// llm-scaler's metadata does not parse, exactly as the server would refuse it.
     #[error(transparent)]
@@ -114,6 +148,12 @@ pub struct Lineup {
     pub hpa_sync: Duration,
     /// The KPA.
     pub kpa: KpaConfig,
+    /// `hpa-gpu70`'s target utilisation, 0..1.
+    pub gpu_target: f64,
+    /// `keda-queue5`'s threshold of waiting requests per replica.
+    pub queue_threshold: f64,
+    /// `keda-tokens`' target tokens/s per replica.
+    pub tokens_target: f64,
     /// llm-scaler's metadata, as in a ScaledObject's trigger.
     pub metadata: Vec<(String, String)>,
 }
@@ -128,6 +168,9 @@ impl Default for Lineup {
             scale_down_window: hpa.scale_down_window,
             hpa_sync: hpa.sync_period,
             kpa: KpaConfig::default(),
+            gpu_target: 0.7,
+            queue_threshold: 5.0,
+            tokens_target: default_tokens_target(),
             metadata: Vec::new(),
         }
     }
@@ -138,13 +181,22 @@ impl Lineup {
     pub fn policy(&self, name: &str, cfg: &SimConfig) -> Result<Policy, LineupError> {
         let kind = match name {
             "static" => PolicyKind::Static { replicas: self.static_replicas.unwrap_or(cfg.max_replicas) },
-            "hpa-gpu70" => PolicyKind::HpaGpu { target: 0.7, hpa: self.behaviour(hpa_config(cfg, self.tolerance)) },
-            "keda-queue5" => PolicyKind::KedaQueue { threshold: 5.0, hpa: self.behaviour(hpa_config(cfg, self.tolerance)) },
+            "hpa-gpu70" => PolicyKind::HpaGpu { target: self.gpu_target, hpa: self.behaviour(hpa_config(cfg, self.tolerance)) },
+            "keda-queue5" => {
+                PolicyKind::KedaQueue { threshold: self.queue_threshold, hpa: self.behaviour(hpa_config(cfg, self.tolerance)) }
+            }
             "kpa" => PolicyKind::Kpa(self.kpa.clone()),
+            "keda-tokens" => PolicyKind::KedaTokens { target: self.tokens_target, hpa: self.behaviour(hpa_config(cfg, self.tolerance)) },
             "llm-scaler" => return self.llm_scaler(name, cfg, &self.metadata),
             other => return Err(LineupError::Unknown(other.to_string())),
         };
-        Ok(Policy { name: name.to_string(), kind })
+        // A baseline run with another knob than its standard one is named after it.
+        let name = match &kind {
+            PolicyKind::HpaGpu { target, .. } => format!("hpa-gpu{}", fmt_knob(target * 100.0)),
+            PolicyKind::KedaQueue { threshold, .. } => format!("keda-queue{}", fmt_knob(*threshold)),
+            _ => name.to_string(),
+        };
+        Ok(Policy { name, kind })
     }
 
     /// Every standard policy, in [`STANDARD`] order.
@@ -166,6 +218,18 @@ impl Lineup {
         hpa.sync_period = self.hpa_sync;
         hpa
     }
+}
+
+fn fmt_knob(v: f64) -> String {
+    let r = (v * 100.0).round() / 100.0;
+    if r.fract() == 0.0 { format!("{r:.0}") } else { format!("{r}") }
+}
+
+/// `keda-tokens`' default target: llm-scaler's default tokens/s target over its default peak
+/// factor, the per-replica token rate llm-scaler's defaults scale at, so the two start equal.
+pub fn default_tokens_target() -> f64 {
+    let d = PolicyConfig::default();
+    d.targets.get(Signal::TokensPerSecond) / d.peak_factor.max(1e-9)
 }
 
 /// The HPA settings used for KEDA-driven policies: Kubernetes' defaults with `behavior`, the

@@ -9,6 +9,7 @@ use crate::{
     decide::policy::Signal,
     sim::{
         config::{NodePool, Slo},
+        criterion::HourTally,
         stats::Percentiles,
     },
 };
@@ -28,6 +29,9 @@ pub struct Series {
     pub ttft_p99_s: Vec<Option<f64>>,
     /// Share of the step's requests within the SLO.
     pub slo: Vec<Option<f64>>,
+    /// Requests and requests within the SLO per wall hour, by arrival (the strict criterion's
+    /// input, independent of `step_s`).
+    pub hourly: Vec<HourTally>,
 }
 
 /// One policy's outcome.

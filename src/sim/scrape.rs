@@ -3,7 +3,10 @@
 //! (the HTTP hop replaced by a function call). llm-scaler's number comes from the same
 //! [`Decider`] the server's collector owns; the baselines' from a Prometheus-like sum.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    time::Duration,
+};
 
 use crate::{
     decide::{Decider, Tick},
@@ -74,6 +77,14 @@ pub enum Source {
         /// The latest sum.
         latest: Option<f64>,
     },
+    /// Prometheus' latest `sum(rate(vllm:prompt_tokens_total[1m]) +
+    /// rate(vllm:generation_tokens_total[1m]))` over the fleet's pods.
+    Tokens {
+        /// The latest sum, tokens/s.
+        latest: Option<f64>,
+        /// Per pod, its scrapes of the last minute: `(time, prompt + generation tokens)`.
+        history: HashMap<String, VecDeque<(f64, f64)>>,
+    },
     /// llm-scaler's collector: its decider, ticked on every scrape.
     LlmScaler {
         /// The parsed metadata.
@@ -101,7 +112,7 @@ impl Source {
     /// The latest number (what KEDA would hand the HPA now).
     pub fn latest(&self) -> Option<f64> {
         match self {
-            Source::LlmScaler { latest, .. } | Source::Gpu { latest } | Source::Queue { latest } => *latest,
+            Source::LlmScaler { latest, .. } | Source::Gpu { latest } | Source::Queue { latest } | Source::Tokens { latest, .. } => *latest,
         }
     }
 
@@ -134,6 +145,18 @@ impl Source {
                     }
                 }
                 *latest = total;
+            }
+            Source::Tokens { latest, history } => {
+                let mut seen = Vec::new();
+                for pod in fleet.ready_pods_mut() {
+                    if let Ok(Some(total)) = scraper.vllm(pod, None, LatencyHistogram::Ttft.families()).map(|s| s.tokens_total) {
+                        history.entry(pod.name.clone()).or_default().push_back((t, total));
+                        seen.push(pod.name.clone());
+                    }
+                }
+                // A pod that is no longer scraped has no series in the window any more.
+                history.retain(|name, _| seen.contains(name));
+                *latest = tokens_rate(history, t);
             }
             Source::LlmScaler { spec, decider, latest, dominant } => {
                 let families = spec.latency.histogram.families();
@@ -169,5 +192,44 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+/// Prometheus' `rate(x[1m])` summed over pods: per pod, the increase between the first and last
+/// sample of the last minute over the time between them (no extrapolation to the window's
+/// edges); a pod with fewer than two samples in the window has no rate yet. `None` when no pod
+/// has one (the query returns nothing and KEDA keeps the last value).
+pub fn tokens_rate(history: &mut HashMap<String, VecDeque<(f64, f64)>>, t: f64) -> Option<f64> {
+    const WINDOW_S: f64 = 60.0;
+    let mut sum = None;
+    for samples in history.values_mut() {
+        while samples.front().is_some_and(|(at, _)| t - at > WINDOW_S) {
+            samples.pop_front();
+        }
+        if let (Some(&(t0, v0)), Some(&(t1, v1))) = (samples.front(), samples.back())
+            && t1 > t0
+        {
+            // Counters only go up; a reset (a restarted pod) counts from zero like Prometheus.
+            let increase = if v1 >= v0 { v1 - v0 } else { v1 };
+            *sum.get_or_insert(0.0) += increase / (t1 - t0);
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_rate_is_the_last_minute_s_increase_summed_over_pods() {
+        let mut h: HashMap<String, VecDeque<(f64, f64)>> = HashMap::new();
+        // Pod a: 1,000 tokens/s, scraped every 15 s for 90 s; pod b: one sample only.
+        h.insert("a".into(), (0..=6).map(|i| (f64::from(i) * 15.0, f64::from(i) * 15_000.0)).collect());
+        h.insert("b".into(), VecDeque::from([(90.0, 5e6)]));
+        let r = tokens_rate(&mut h, 90.0).unwrap();
+        assert!((r - 1000.0).abs() < 1e-9, "{r}");
+        assert_eq!(h["a"].len(), 5, "samples older than a minute are dropped");
+        assert_eq!(tokens_rate(&mut HashMap::new(), 0.0), None);
     }
 }
