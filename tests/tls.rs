@@ -238,11 +238,12 @@ async fn keda_like_client_works_end_to_end_over_tls() {
     let so = so("ai", "llama", &[("endpoints", endpoints(&[&pod])), ("enableTLS", "true".into())]);
     let spec = client.get_metric_spec(so.clone()).await.expect("GetMetricSpec over TLS").into_inner();
     assert_eq!(spec.metric_specs[0].metric_name, METRIC_NAME);
-    // 30 waiting / 10 per replica = 3 replicas x 1.1 peak factor (the default), rounded up: 4.
+    // 30 waiting / 10 per replica = 3 replicas x the default peak factor, rounded up.
+    let want = (3.0 * llm_scaler::decide::policy::PolicyConfig::default().peak_factor).ceil();
     let deadline = tokio::time::Instant::now() + T;
     loop {
         let r = client.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: METRIC_NAME.into() }).await;
-        if r.as_ref().is_ok_and(|r| r.get_ref().metric_values[0].metric_value_float == 4.0) {
+        if r.as_ref().is_ok_and(|r| r.get_ref().metric_values[0].metric_value_float == want) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "GetMetrics over TLS: {r:?}");

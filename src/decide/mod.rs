@@ -6,7 +6,9 @@
 //!   own and call ([`Decider::tick`]).
 //! * [`signals`]: per-pod histories -> one fleet observation (rates, windowed quantiles).
 //! * [`policy`]: an observation -> an explained replica decision.
+//! * [`calibrate`]: the learned tokens/s capacity (`targetTokensPerSecond: auto`).
 
+pub mod calibrate;
 pub mod decider;
 pub mod policy;
 pub mod signals;

@@ -9,6 +9,11 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::{
+    decide::calibrate::{CapacityMode, CapacityReport},
+    read::vllm::HistogramSnapshot,
+};
+
 /// The signals the policy blends. The order is the display order in explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +69,9 @@ pub enum TargetForm {
     Positive,
     /// A ratio in (0, 1], or a percentage such as `70%`.
     Ratio,
+    /// A positive number, or `auto` / `auto:N` to learn it from the fleet (starting at N, else
+    /// at the default).
+    PositiveOrAuto,
 }
 
 /// One signal, said once: its name, its metadata keys, how its target is written, and its
@@ -93,12 +101,15 @@ pub struct SignalDef {
     pub weight_note: &'static str,
 }
 
-/// Every signal, in [`Signal::ALL`] order. Defaults chosen with `llm-scaler simulate` (sweep and
-/// hold-out in `docs/simulator.md`): 5500 tokens/s is what the modelled replica (Llama-3.1-70B
-/// FP8 on 2 x H100, vLLM TP2) serves within a TTFT 2 s / TPOT 100 ms SLO on ServeGen-like
-/// lengths; GPU utilisation is weighted 0 because under continuous batching the duty cycle sits
-/// near 100 % whatever the load (the simulator measures 97 % on a static fleet doing 29 % of its
-/// capacity).
+/// Every signal, in [`Signal::ALL`] order. Each target is one replica's capacity in that
+/// signal's unit, as the design's formula `replicas = load x peakFactor / capacity` means it:
+/// what one replica does at saturation, the peak factor being the head-room. For tokens/s that
+/// is what `vllm bench serve --request-rate inf --max-concurrency <max_num_seqs>` measures on one
+/// replica with the traffic's lengths (prompt + generation tokens/s); the default is the
+/// modelled replica's (Llama-3.1-70B FP8 on 2 x H100, vLLM TP2) on ServeGen-like lengths and is
+/// the one place that number is written. GPU utilisation is weighted 0 because under continuous
+/// batching the duty cycle sits near 100 % whatever the load (the simulator measures 97 % on a
+/// static fleet doing 29 % of its capacity).
 pub const SIGNALS: [SignalDef; 5] = [
     SignalDef {
         signal: Signal::QueueDepth,
@@ -107,7 +118,8 @@ pub const SIGNALS: [SignalDef; 5] = [
         weight_key: "weightQueueDepth",
         form: TargetForm::Positive,
         unit: "requests waiting per replica",
-        meaning: "queue signal target",
+        meaning: "the queue one replica drains within the TTFT SLO: SLO x its saturation requests/s (2 s x ~5 req/s for \
+                  the default replica); the fleet grows past target / peakFactor waiting per replica",
         default_target: 10.0,
         default_weight: 1.0,
         weight_note: "weight in the blend (0 disables)",
@@ -117,10 +129,12 @@ pub const SIGNALS: [SignalDef; 5] = [
         name: "tokens_per_second",
         target_key: "targetTokensPerSecond",
         weight_key: "weightTokensPerSecond",
-        form: TargetForm::Positive,
-        unit: "prompt+generation tokens/s per replica",
-        meaning: "throughput signal target: set it to what one of YOUR replicas serves within your SLO (5500 is the \
-                  simulator's Llama-3.1-70B on 2 x H100, see docs/simulator.md)",
+        form: TargetForm::PositiveOrAuto,
+        unit: "prompt+generation tokens/s per replica, or `auto` / `auto:N`",
+        meaning: "one replica's saturation throughput: prompt + generation tokens/s from `vllm bench serve --request-rate \
+                  inf --max-concurrency <max_num_seqs>` on your lengths (the default is the simulator's Llama-3.1-70B on \
+                  2 x H100); `auto` learns it from the fleet's latency against the SLO, starting at N (default when an \
+                  SLO key is set, see docs/policy.md)",
         default_target: 5500.0,
         default_weight: 1.0,
         weight_note: "",
@@ -132,7 +146,8 @@ pub const SIGNALS: [SignalDef; 5] = [
         weight_key: "weightLatency",
         form: TargetForm::Positive,
         unit: "seconds",
-        meaning: "latency signal target (below a 2 s TTFT SLO, so it acts first)",
+        meaning: "latency signal target (below a 2 s TTFT SLO, so it acts first; with an SLO key, 3/4 of the bound of \
+                  `latencyMetric`)",
         default_target: 1.5,
         default_weight: 1.0,
         weight_note: "",
@@ -156,7 +171,8 @@ pub const SIGNALS: [SignalDef; 5] = [
         weight_key: "weightKvCacheUsage",
         form: TargetForm::Ratio,
         unit: "ratio or `80%`",
-        meaning: "KV-cache signal target",
+        meaning: "KV-cache usage of one replica at saturation (read during the tokens/s benchmark; vLLM preempts near \
+                  1); the fleet grows past target / peakFactor per replica",
         default_target: 0.8,
         default_weight: 1.0,
         weight_note: "",
@@ -215,6 +231,9 @@ pub struct PolicyConfig {
     pub weights: SignalMap<f64>,
     /// How the signals are blended.
     pub blend: BlendMode,
+    /// Whether the tokens/s target is the configured number or learned from the fleet (then
+    /// the configured number is where the learning starts).
+    pub capacity: CapacityMode,
     /// Head-room multiplier applied to the blended demand (1.5 = run at two thirds of target).
     pub peak_factor: f64,
     /// Lower replica bound.
@@ -235,20 +254,27 @@ fn ser_map<S: serde::Serializer>(m: &SignalMap<f64>, s: S) -> Result<S::Ok, S::E
 }
 
 impl Default for PolicyConfig {
-    /// Per-signal targets and weights from [`SIGNALS`] (see there why); max blend, peak factor
-    /// 1.1 (tuned with the simulator, `docs/simulator.md`), 2..20 replicas.
+    /// Per-signal targets and weights from [`SIGNALS`] (see there why); max blend, a fixed
+    /// tokens/s target, the design's peak factor [`DEFAULT_PEAK_FACTOR`], 2..20 replicas.
     fn default() -> Self {
         PolicyConfig {
             targets: SignalMap::from_fn(|s| s.def().default_target),
             weights: SignalMap::from_fn(|s| s.def().default_weight),
             blend: BlendMode::Max,
-            peak_factor: 1.1,
+            capacity: CapacityMode::Fixed,
+            peak_factor: DEFAULT_PEAK_FACTOR,
             min_replicas: 2,
             max_replicas: 20,
             activation_threshold: 0.0,
         }
     }
 }
+
+/// The design's head-room: `replicas = load x 1.5 / replica capacity`, each replica's capacity
+/// being what a saturation benchmark of one replica measures. The fleet then runs at two thirds
+/// of that, which leaves room for the bursts a 60 s window and a 2-5 minute cold start cannot
+/// follow.
+pub const DEFAULT_PEAK_FACTOR: f64 = 1.5;
 
 /// What one tick saw of the fleet. Built by `signals` (server) or the fleet model (simulator).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -264,6 +290,10 @@ pub struct FleetObservation {
     pub reporting: SignalMap<u32>,
     /// Requests in flight (waiting + running) over the pods scraped.
     pub in_flight: f64,
+    /// The fleet's latency histogram over the window (bucket deltas summed over the reporting
+    /// pods), from which the latency total is the quantile: the capacity estimator reads it for
+    /// its own quantile and request count.
+    pub latency_window: Option<HistogramSnapshot>,
 }
 
 /// One signal's part in a decision.
@@ -327,6 +357,9 @@ pub struct Decision {
     pub in_flight: f64,
     /// Per-signal detail.
     pub signals: Vec<SignalReport>,
+    /// The learned tokens/s capacity and its evidence (`targetTokensPerSecond: auto`), else
+    /// `None`.
+    pub capacity: Option<CapacityReport>,
     /// One-line human explanation.
     pub reason: String,
 }
@@ -376,8 +409,11 @@ fn signal_demands(cfg: &PolicyConfig, obs: &FleetObservation, s: Signal) -> Sign
         Some(v) => {
             // Latency: the ratio to target applied to the pods serving now (HPA-style), capped
             // so a lagging window can at most ask to double the fleet per decision (as llm-d
-            // clamps its SLO ratio at 2).
-            let d = f64::from(obs.ready_pods.max(1)) * (v / target).min(LATENCY_RATIO_CAP);
+            // clamps its SLO ratio at 2). Its target already sits below the SLO, so it carries
+            // its own head-room: divided by the peak factor here, the fleet grows exactly when
+            // the quantile exceeds the target (with the factor on top, a 1.5 s target would act
+            // at 1 s and a TPOT target at two thirds of itself, growing the fleet for nothing).
+            let d = f64::from(obs.ready_pods.max(1)) * (v / target).min(LATENCY_RATIO_CAP) / cfg.peak_factor;
             (Some(d), Some(d))
         }
     };
@@ -472,6 +508,7 @@ pub fn decide(cfg: &PolicyConfig, obs: &FleetObservation) -> Result<Decision, No
         active,
         in_flight: obs.in_flight,
         signals: reports,
+        capacity: None,
         reason: String::new(),
     };
     d.reason = explain(cfg, &d);
@@ -498,7 +535,7 @@ fn explain(cfg: &PolicyConfig, d: &Decision) -> String {
                     if ratio > LATENCY_RATIO_CAP {
                         let _ = write!(s, " (capped at {LATENCY_RATIO_CAP})");
                     }
-                    let _ = write!(s, " x {} ready", d.ready_pods);
+                    let _ = write!(s, " x {} ready / {} peak (its own head-room)", d.ready_pods, fmt_num(cfg.peak_factor));
                 } else {
                     let _ = write!(s, "{} {} / {} per replica", dom.signal, fmt_num(raw), fmt_num(dom.target));
                 }
@@ -558,7 +595,7 @@ mod tests {
                 assert!(seen.insert(k), "{k} appears twice");
             }
             assert!(def.default_target > 0.0 && def.default_weight >= 0.0);
-            assert!(def.form == TargetForm::Positive || def.default_target <= 1.0, "{}: a ratio target is at most 1", def.name);
+            assert!(def.form != TargetForm::Ratio || def.default_target <= 1.0, "{}: a ratio target is at most 1", def.name);
         }
     }
 

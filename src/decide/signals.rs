@@ -118,6 +118,7 @@ impl FleetSignals {
         if let Some(q) = fleet_hist.as_ref().and_then(|h| quantile(self.quantile, h)) {
             o.totals.set(Signal::Latency, Some(q));
         }
+        o.latency_window = fleet_hist;
         o
     }
 }

@@ -13,7 +13,10 @@ use serde::Serialize;
 
 pub use crate::read::dcgm::GpuField;
 use crate::{
-    decide::policy::{BlendMode, PolicyConfig, SIGNALS, Signal, TargetForm},
+    decide::{
+        calibrate::{CalibrationSlo, CapacityMode, SloMetric},
+        policy::{BlendMode, PolicyConfig, SIGNALS, Signal, TargetForm},
+    },
     spec::tenancy::{NamespaceAccess, is_namespace_name},
 };
 
@@ -35,6 +38,17 @@ pub enum LatencyHistogram {
 
 impl LatencyHistogram {
     const NAMES: &'static str = "ttft, e2e, queue, itl, tpot";
+
+    /// The name as written in metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ttft => "ttft",
+            Self::E2e => "e2e",
+            Self::Queue => "queue",
+            Self::Itl => "itl",
+            Self::Tpot => "tpot",
+        }
+    }
 
     fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_lowercase().as_str() {
@@ -76,6 +90,90 @@ impl Default for LatencySpec {
     /// to hold a few requests per replica at low load.
     fn default() -> Self {
         LatencySpec { histogram: LatencyHistogram::Ttft, quantile: 0.99, window: Duration::from_secs(60) }
+    }
+}
+
+/// Which latency bounds the SLO sets: at least one (an SLO with neither is no SLO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloBounds {
+    /// Time to first token only.
+    Ttft(#[serde(with = "humantime_ser")] Duration),
+    /// Time per output token only.
+    Tpot(#[serde(with = "humantime_ser")] Duration),
+    /// Both.
+    Both {
+        /// Time to first token.
+        #[serde(with = "humantime_ser")]
+        ttft: Duration,
+        /// Time per output token.
+        #[serde(with = "humantime_ser")]
+        tpot: Duration,
+    },
+}
+
+impl SloBounds {
+    /// The TTFT bound, if set.
+    pub fn ttft(self) -> Option<Duration> {
+        match self {
+            SloBounds::Ttft(t) | SloBounds::Both { ttft: t, .. } => Some(t),
+            SloBounds::Tpot(_) => None,
+        }
+    }
+
+    /// The TPOT bound, if set.
+    pub fn tpot(self) -> Option<Duration> {
+        match self {
+            SloBounds::Tpot(t) | SloBounds::Both { tpot: t, .. } => Some(t),
+            SloBounds::Ttft(_) => None,
+        }
+    }
+}
+
+/// The latency SLO of a ScaledObject (`sloTtft`, `sloTpot`, `sloQuantile`): `quantile` of the
+/// requests within the bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SloSpec {
+    /// The bounds.
+    pub bounds: SloBounds,
+    /// Share of requests that must be within them, in (0, 1).
+    pub quantile: f64,
+}
+
+/// What `histogram` measures in SLO terms: TTFT, or TPOT for `tpot` and `itl` (the mean
+/// inter-token latency is the TPOT); nothing for end-to-end and queue time.
+fn slo_metric(histogram: LatencyHistogram) -> Option<SloMetric> {
+    match histogram {
+        LatencyHistogram::Ttft => Some(SloMetric::Ttft),
+        LatencyHistogram::Tpot | LatencyHistogram::Itl => Some(SloMetric::Tpot),
+        LatencyHistogram::E2e | LatencyHistogram::Queue => None,
+    }
+}
+
+/// Share of the SLO bound the latency signal targets when an SLO derives it: the guard acts
+/// before the bound is reached (1.5 s for a 2 s TTFT SLO, the default that was tuned so).
+pub const SLO_LATENCY_TARGET_SHARE: f64 = 0.75;
+
+impl SloSpec {
+    /// The SLO's bound on what `histogram` measures, as the capacity estimator reads it: TTFT
+    /// for `ttft`, TPOT for `tpot` and `itl` (the mean inter-token latency is the TPOT); none
+    /// for end-to-end and queue time.
+    pub fn calibration(&self, histogram: LatencyHistogram) -> Option<CalibrationSlo> {
+        let metric = slo_metric(histogram)?;
+        Some(CalibrationSlo { metric, bound_s: self.bound(metric)?.as_secs_f64(), quantile: self.quantile })
+    }
+
+    /// The bound on `metric`, if set.
+    pub fn bound(&self, metric: SloMetric) -> Option<Duration> {
+        match metric {
+            SloMetric::Ttft => self.bounds.ttft(),
+            SloMetric::Tpot => self.bounds.tpot(),
+        }
+    }
+
+    /// The histogram an SLO reads by default: TTFT when it bounds TTFT, else TPOT.
+    fn histogram(&self) -> LatencyHistogram {
+        if self.bounds.ttft().is_some() { LatencyHistogram::Ttft } else { LatencyHistogram::Tpot }
     }
 }
 
@@ -146,6 +244,8 @@ pub struct ScalerSpec {
     pub gpu: GpuSource,
     /// Latency signal definition.
     pub latency: LatencySpec,
+    /// The latency SLO given in this metadata, if any.
+    pub slo: Option<SloSpec>,
     /// Policy parameters.
     pub policy: PolicyConfig,
 }
@@ -257,8 +357,19 @@ const SOURCE_KEYS: &[&str] = &[
 
 /// Keys of the policy other than each signal's target and weight (those come from
 /// [`SIGNALS`]): valid in metadata, and server-wide in the configuration's `[defaults]`.
-const OTHER_POLICY_KEYS: &[&str] =
-    &["latencyMetric", "latencyQuantile", "latencyWindow", "blendMode", "peakFactor", "minReplicas", "maxReplicas", "activationThreshold"];
+const OTHER_POLICY_KEYS: &[&str] = &[
+    "sloTtft",
+    "sloTpot",
+    "sloQuantile",
+    "latencyMetric",
+    "latencyQuantile",
+    "latencyWindow",
+    "blendMode",
+    "peakFactor",
+    "minReplicas",
+    "maxReplicas",
+    "activationThreshold",
+];
 
 /// Every policy key: each signal's target, then each signal's weight, then the rest.
 pub fn policy_keys() -> impl Iterator<Item = &'static str> {
@@ -369,6 +480,27 @@ fn selector(v: &str) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
+fn quantile_value(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|q| *q > 0.0 && *q < 1.0)
+}
+
+/// `targetTokensPerSecond` as written.
+enum Capacity {
+    /// A number.
+    Fixed(f64),
+    /// `auto` (start at the default) or `auto:N`.
+    Auto(Option<f64>),
+}
+
+fn capacity_value(v: &str) -> Option<Capacity> {
+    let positive = |x: &str| x.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0);
+    match v.split_once(':') {
+        Some((a, n)) if a.eq_ignore_ascii_case("auto") => Some(Capacity::Auto(Some(positive(n)?))),
+        _ if v.eq_ignore_ascii_case("auto") => Some(Capacity::Auto(None)),
+        _ => positive(v).map(Capacity::Fixed),
+    }
+}
+
 fn duration(v: &str) -> Option<Duration> {
     humantime::parse_duration(v).ok().filter(|d| !d.is_zero())
 }
@@ -386,19 +518,39 @@ impl ScalerSpec {
             .unwrap_or_else(|| "/metrics".to_string());
         let model_name = m.parse("modelName", "a non-empty model name", |v| (!v.is_empty()).then(|| v.to_string()))?;
         let gpu = Self::gpu_source(&m, ctx, &pods)?;
+        let slo = Self::slo(&m)?;
         let latency = LatencySpec {
             histogram: m
                 .parse("latencyMetric", &format!("one of {}", LatencyHistogram::NAMES), LatencyHistogram::parse)?
+                .or(slo.map(|s| s.histogram()))
                 .unwrap_or(ctx.latency_defaults.histogram),
             quantile: m
-                .parse("latencyQuantile", "a quantile strictly between 0 and 1, e.g. 0.99", |v| {
-                    v.parse::<f64>().ok().filter(|q| *q > 0.0 && *q < 1.0)
-                })?
+                .parse("latencyQuantile", "a quantile strictly between 0 and 1, e.g. 0.99", quantile_value)?
+                .or(slo.map(|s| s.quantile))
                 .unwrap_or(ctx.latency_defaults.quantile),
             window: m.parse("latencyWindow", "a duration such as 60s or 5m", duration)?.unwrap_or(ctx.latency_defaults.window),
         };
-        let policy = Self::policy(&m, ctx.policy_defaults)?;
-        Ok(ScalerSpec { pods, metrics_port, metrics_path, model_name, gpu, latency, policy })
+        let policy = Self::policy(&m, ctx.policy_defaults, slo.as_ref(), latency.histogram)?;
+        Ok(ScalerSpec { pods, metrics_port, metrics_path, model_name, gpu, latency, slo, policy })
+    }
+
+    /// `sloTtft`, `sloTpot`, `sloQuantile` into one [`SloSpec`], if a bound is given.
+    fn slo(m: &Meta<'_>) -> Result<Option<SloSpec>, SpecError> {
+        let bound = |key| m.parse(key, "a duration such as 2s or 2000ms", duration);
+        let (ttft, tpot) = (bound("sloTtft")?, bound("sloTpot")?);
+        let q = m.parse("sloQuantile", "a quantile strictly between 0 and 1, e.g. 0.99", quantile_value)?;
+        let bounds = match (ttft, tpot) {
+            (Some(ttft), Some(tpot)) => SloBounds::Both { ttft, tpot },
+            (Some(t), None) => SloBounds::Ttft(t),
+            (None, Some(t)) => SloBounds::Tpot(t),
+            (None, None) => {
+                if let Some((k, _)) = m.get("sloQuantile") {
+                    return Err(SpecError::Conflict { key: k.to_string(), problem: "needs a bound: set sloTtft and/or sloTpot".into() });
+                }
+                return Ok(None);
+            }
+        };
+        Ok(Some(SloSpec { bounds, quantile: q.unwrap_or(LatencySpec::default().quantile) }))
     }
 
     fn pod_source(m: &Meta<'_>, ctx: &ParseContext<'_>) -> Result<PodSource, SpecError> {
@@ -498,12 +650,32 @@ impl ScalerSpec {
         })
     }
 
-    fn policy(m: &Meta<'_>, d: &PolicyConfig) -> Result<PolicyConfig, SpecError> {
+    fn policy(m: &Meta<'_>, d: &PolicyConfig, slo: Option<&SloSpec>, histogram: LatencyHistogram) -> Result<PolicyConfig, SpecError> {
         let mut p = d.clone();
         for def in &SIGNALS {
             let target = match def.form {
                 TargetForm::Ratio => m.parse(def.target_key, "a ratio in (0, 1] such as 0.7, or a percentage such as 70%", ratio)?,
                 TargetForm::Positive => m.positive(def.target_key, def.unit)?,
+                TargetForm::PositiveOrAuto => {
+                    let expected = format!("a positive number ({}), auto, or auto:N to learn it starting at N", def.unit);
+                    match m.parse(def.target_key, &expected, capacity_value)? {
+                        None => None,
+                        Some(Capacity::Fixed(v)) => {
+                            p.capacity = CapacityMode::Fixed;
+                            Some(v)
+                        }
+                        Some(Capacity::Auto(start)) => {
+                            let slo = match (slo, d.capacity) {
+                                // No SLO here: the server's `[defaults]` may have given one.
+                                (None, CapacityMode::Auto { slo }) => slo,
+                                _ => Self::auto_slo(m, def.target_key, slo, histogram)?,
+                            };
+                            p.capacity = CapacityMode::Auto { slo };
+                            // `auto` alone starts at the default (or the server's default).
+                            Some(start.unwrap_or(d.targets.get(def.signal)))
+                        }
+                    }
+                }
             };
             if let Some(v) = target {
                 p.targets.set(def.signal, v);
@@ -547,7 +719,54 @@ impl ScalerSpec {
         if let Some(a) = m.non_negative("activationThreshold", "requests in flight")? {
             p.activation_threshold = a;
         }
+        if let Some(slo) = slo {
+            // An SLO in this map derives what this map does not set itself.
+            if m.get(Signal::Latency.def().target_key).is_none()
+                && let Some(b) = slo_metric(histogram).and_then(|metric| slo.bound(metric))
+            {
+                p.targets.set(Signal::Latency, SLO_LATENCY_TARGET_SHARE * b.as_secs_f64());
+            }
+            let tokens_key = Signal::TokensPerSecond.def().target_key;
+            if m.get(tokens_key).is_none() {
+                let slo = Self::auto_slo(m, "latencyMetric", Some(slo), histogram)?;
+                p.capacity = CapacityMode::Auto { slo };
+            }
+        }
+        if let CapacityMode::Auto { slo: inherited } = p.capacity
+            && slo.is_none()
+            && m.get("latencyMetric").is_some()
+            && slo_metric(histogram) != Some(inherited.metric)
+        {
+            return Err(SpecError::Conflict {
+                key: "latencyMetric".into(),
+                problem: format!(
+                    "the default tokens/s target is auto against a {} SLO; this histogram does not measure it (set an SLO \
+                     here or a fixed targetTokensPerSecond)",
+                    inherited.metric.as_str()
+                ),
+            });
+        }
         Ok(p)
+    }
+
+    /// The SLO the capacity is learned against, or why `auto` cannot be used (`key` is the key
+    /// blamed).
+    fn auto_slo(m: &Meta<'_>, key: &'static str, slo: Option<&SloSpec>, histogram: LatencyHistogram) -> Result<CalibrationSlo, SpecError> {
+        let key = m.get(key).map_or(key, |(k, _)| k).to_string();
+        let Some(slo) = slo else {
+            return Err(SpecError::Conflict {
+                key,
+                problem: "auto learns the capacity against a latency SLO: set sloTtft and/or sloTpot".into(),
+            });
+        };
+        slo.calibration(histogram).ok_or_else(|| SpecError::Conflict {
+            key,
+            problem: format!(
+                "auto reads the latency histogram against its SLO bound, and latencyMetric {} has none here (use ttft with \
+                 sloTtft, or tpot/itl with sloTpot)",
+                histogram.name()
+            ),
+        })
     }
 }
 
@@ -806,5 +1025,83 @@ mod tests {
             let err = ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000"), gpu]), &c).unwrap_err();
             assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "dcgmEndpoints"), "{gpu:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn slo_keys_parse_into_one_slo_that_derives_auto_capacity_the_latency_histogram_quantile_and_target() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(&meta(&[("sloTtft", "2000ms"), ("sloTpot", "100ms"), ("sloQuantile", "0.95")]), &ctx(&p, &l)).unwrap();
+        let slo = s.slo.unwrap();
+        assert_eq!(slo.bounds, SloBounds::Both { ttft: Duration::from_secs(2), tpot: Duration::from_millis(100) });
+        assert_eq!(slo.quantile, 0.95);
+        assert_eq!((s.latency.histogram, s.latency.quantile), (LatencyHistogram::Ttft, 0.95));
+        assert!((s.policy.targets.get(Signal::Latency) - 1.5).abs() < 1e-12, "3/4 of the 2 s TTFT bound");
+        let start = Signal::TokensPerSecond.def().default_target;
+        assert_eq!(s.policy.targets.get(Signal::TokensPerSecond), start, "auto starts at the default");
+        assert_eq!(s.policy.capacity, CapacityMode::Auto { slo: CalibrationSlo { metric: SloMetric::Ttft, bound_s: 2.0, quantile: 0.95 } });
+        // Only a TPOT bound: the TPOT histogram, 75 ms.
+        let s = ScalerSpec::parse(&meta(&[("sloTpot", "100ms")]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.latency.histogram, LatencyHistogram::Tpot);
+        assert!((s.policy.targets.get(Signal::Latency) - 0.075).abs() < 1e-12);
+        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo.metric == SloMetric::Tpot && slo.quantile == 0.99));
+    }
+
+    #[test]
+    fn keys_set_beside_the_slo_win_over_what_it_derives() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let m = meta(&[("sloTtft", "2s"), ("targetTokensPerSecond", "4000"), ("targetLatencySeconds", "1"), ("latencyQuantile", "0.9")]);
+        let s = ScalerSpec::parse(&m, &ctx(&p, &l)).unwrap();
+        assert_eq!(s.policy.capacity, CapacityMode::Fixed);
+        assert_eq!(s.policy.targets.get(Signal::TokensPerSecond), 4000.0);
+        assert_eq!(s.policy.targets.get(Signal::Latency), 1.0);
+        assert_eq!(s.latency.quantile, 0.9);
+    }
+
+    #[test]
+    fn auto_with_a_start_value_starts_there_and_no_slo_means_a_fixed_target() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(&meta(&[("sloTtft", "2s"), ("targetTokensPerSecond", "auto:5000")]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.policy.targets.get(Signal::TokensPerSecond), 5000.0);
+        assert!(matches!(s.policy.capacity, CapacityMode::Auto { .. }));
+        let s = ScalerSpec::parse(&meta(&[]), &ctx(&p, &l)).unwrap();
+        assert_eq!((s.slo, s.policy.capacity), (None, CapacityMode::Fixed));
+    }
+
+    #[test]
+    fn bad_slo_and_auto_values_are_refused_naming_the_key() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        for (kv, key, want) in [
+            (vec![("sloTtft", "2")], "sloTtft", "a duration such as 2s"),
+            (vec![("sloTpot", "fast")], "sloTpot", "a duration"),
+            (vec![("sloTtft", "2s"), ("sloQuantile", "99")], "sloQuantile", "between 0 and 1"),
+            (vec![("sloQuantile", "0.99")], "sloQuantile", "needs a bound"),
+            (vec![("targetTokensPerSecond", "auto:x")], "targetTokensPerSecond", "auto:N"),
+            (vec![("targetTokensPerSecond", "auto")], "targetTokensPerSecond", "set sloTtft and/or sloTpot"),
+            (vec![("sloTpot", "100ms"), ("latencyMetric", "ttft")], "latencyMetric", "has none here"),
+            (vec![("sloTtft", "2s"), ("latencyMetric", "e2e"), ("targetTokensPerSecond", "auto")], "targetTokensPerSecond", "e2e"),
+        ] {
+            let err = ScalerSpec::parse(&meta(&kv), &ctx(&p, &l)).unwrap_err();
+            let named = match &err {
+                SpecError::BadValue { key: k, .. } | SpecError::Conflict { key: k, .. } => k == key,
+                SpecError::UnknownKey { .. } => false,
+            };
+            assert!(named && err.to_string().contains(want), "{kv:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_slo_in_the_server_defaults_makes_auto_the_default_of_every_scaledobject() {
+        let base = PolicyConfig::default();
+        let l = lat();
+        let defaults = ScalerSpec::parse(&meta(&[("sloTtft", "2s")]), &ctx(&base, &l)).unwrap();
+        let s = ScalerSpec::parse(&meta(&[("targetTokensPerSecond", "auto:3000")]), &ctx(&defaults.policy, &defaults.latency)).unwrap();
+        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo.bound_s == 2.0));
+        assert_eq!(s.policy.targets.get(Signal::TokensPerSecond), 3000.0);
+        let err = ScalerSpec::parse(&meta(&[("latencyMetric", "e2e")]), &ctx(&defaults.policy, &defaults.latency)).unwrap_err();
+        assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "latencyMetric"), "{err}");
     }
 }
