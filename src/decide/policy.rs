@@ -135,7 +135,7 @@ pub const SIGNALS: [SignalDef; 5] = [
                   inf --max-concurrency <max_num_seqs>` on your lengths (the default is the simulator's Llama-3.1-70B on \
                   2 x H100); `auto` learns it from the fleet's latency against the SLO, starting at N (default when an \
                   SLO key is set, see docs/policy.md)",
-        default_target: 5500.0,
+        default_target: 10500.0,
         default_weight: 1.0,
         weight_note: "",
     },
