@@ -465,9 +465,10 @@ async fn pod_churn_is_followed_within_a_tick_without_relisting() {
     pod(cluster, ns, "d", &labels, Some(ip_d), true).await;
     let took = scaler.wait_fleet(&so, fleet(2, 1, 24.0), FOLLOW).await;
     eprintln!("d creation followed in {took:?}");
-    // a starts terminating: it has a deletionTimestamp, so it is no longer scraped.
+    // a starts terminating: it has a deletionTimestamp, so it is no longer scraped, and it is
+    // not capacity on its way either (only b, not Ready, counts as starting).
     cluster.begin_pod_deletion(ns, "a").await;
-    let took = scaler.wait_fleet(&so, fleet(1, 2, 16.0), FOLLOW).await;
+    let took = scaler.wait_fleet(&so, fleet(1, 1, 16.0), FOLLOW).await;
     eprintln!("a terminating followed in {took:?}");
 
     // Let at least 10 ticks pass in total, then count the scaler's pod requests.
