@@ -1,6 +1,6 @@
 //! Bookkeeping of what the requests got: latencies and SLO attainment over the run
-//! ([`SloTally`], what the demo reports too), per step for the report's time series and per wall
-//! hour for the strict SLO criterion ([`Ledger`]).
+//! ([`SloTally`]), per step for the report's time series and per judged hour for the strict SLO
+//! criterion ([`Ledger`], what the demo's live run is counted in too).
 
 use crate::sim::{
     config::Slo,
@@ -104,6 +104,7 @@ pub struct Ledger {
     /// Requests that arrived.
     pub requests: u64,
     step: f64,
+    hour_s: f64,
     s_replicas: Vec<f64>,
     s_ready: Vec<f64>,
     s_arrivals: Vec<u64>,
@@ -114,20 +115,23 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Buckets of `step` seconds over `duration`.
-    pub fn new(duration: f64, step: f64, slo: Slo) -> Self {
+    /// Buckets of `step` seconds over `duration`, judged hours of `hour_s` seconds of replay
+    /// time ([`HOUR_S`], or less when the timeline is compressed).
+    pub fn new(duration: f64, step: f64, hour_s: f64, slo: Slo) -> Self {
+        let hour_s = if hour_s.is_finite() && hour_s > 0.0 { hour_s } else { HOUR_S };
         let n = (duration / step).ceil() as usize + 1;
         Ledger {
             tally: SloTally::new(slo),
             requests: 0,
             step,
+            hour_s,
             s_replicas: vec![0.0; n],
             s_ready: vec![0.0; n],
             s_arrivals: vec![0; n],
             s_ttft: (0..n).map(|_| LogHist::with_growth(1.05)).collect(),
             s_n: vec![0; n],
             s_ok: vec![0; n],
-            hours: vec![HourTally::default(); (duration / HOUR_S).ceil().max(1.0) as usize],
+            hours: vec![HourTally::default(); (duration / hour_s).ceil().max(1.0) as usize],
         }
     }
 
@@ -154,7 +158,7 @@ impl Ledger {
         let b = self.bucket(d.arrival_s);
         self.s_n[b] += 1;
         // By arrival: the hour the request was asked for, whenever it finished.
-        let hi = ((d.arrival_s.max(0.0) / HOUR_S) as usize).min(self.hours.len() - 1);
+        let hi = ((d.arrival_s.max(0.0) / self.hour_s) as usize).min(self.hours.len() - 1);
         self.hours[hi].requests += 1;
         match self.tally.done(&d) {
             Outcome::Dropped => self.s_ttft[b].record(d.ttft_s.unwrap_or(d.e2e_s)),
@@ -166,7 +170,7 @@ impl Ledger {
         }
     }
 
-    /// Requests and requests within the SLO per wall hour of the replay, by arrival time.
+    /// Requests and requests within the SLO per judged hour of the replay, by arrival time.
     pub fn hours(&self) -> &[HourTally] {
         &self.hours
     }
@@ -198,7 +202,7 @@ mod tests {
     #[test]
     fn hours_are_tallied_by_arrival_whatever_the_series_step_and_drops_are_misses() {
         // 2.5 h with a 7-minute series step: three hours, the last one partial.
-        let mut l = Ledger::new(9000.0, 420.0, Slo::default());
+        let mut l = Ledger::new(9000.0, 420.0, 3600.0, Slo::default());
         assert_eq!(l.hours().len(), 3);
         let at =
             |arrival_s, ttft_s: Option<f64>, completed| Done { arrival_s, ttft_s, tpot_s: Some(0.05), e2e_s: 1.0, output: 10, completed };

@@ -64,6 +64,9 @@ pub struct SimConfig {
     pub router: Router,
     /// Resolution of the time series in the report, seconds (`None`: about 600 points).
     pub series_step_s: Option<f64>,
+    /// Length of a judged hour of the strict SLO criterion, seconds of replay time: 3600, or
+    /// `3600 x time_scale` to judge the hours of a compressed source (the demo's).
+    pub hour_s: f64,
     /// Seed for routing and cold-start jitter.
     pub seed: u64,
     /// Requests one replica serves per second within the SLO (for demand-in-replicas series).
@@ -107,6 +110,7 @@ impl Default for SimConfig {
             initial_replicas: None,
             router: Router::LeastRequest,
             series_step_s: None,
+            hour_s: crate::sim::criterion::HOUR_S,
             seed: 1,
             replica_capacity_rps: 0.0,
             nodes: None,

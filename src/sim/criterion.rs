@@ -6,11 +6,12 @@ use std::{fmt, str::FromStr};
 
 use serde::Serialize;
 
-/// Seconds in a judged hour.
+/// Seconds in a judged hour (the default of [`crate::sim::config::SimConfig::hour_s`]; a
+/// compressed timeline judges the hours of its source, `HOUR_S x time_scale` of replay time).
 pub const HOUR_S: f64 = 3600.0;
 
-/// Requests that arrived in one wall hour of the replay and how many of them were served within
-/// the SLO (dropped ones count as misses). Kept apart from the series step so the hourly
+/// Requests that arrived in one judged hour of the replay and how many of them were served
+/// within the SLO (dropped ones count as misses). Kept apart from the series step so the hourly
 /// criterion does not depend on the plot resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct HourTally {

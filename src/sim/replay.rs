@@ -76,7 +76,7 @@ impl<'c> Replay<'c> {
             fleet: Fleet::with_ready(cfg, seed, initial),
             driver: Driver::new(&policy.kind, cfg, DT),
             scraper: Scraper::default(),
-            ledger: Ledger::new(duration, step, cfg.slo),
+            ledger: Ledger::new(duration, step, cfg.hour_s, cfg.slo),
         }
     }
 
