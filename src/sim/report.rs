@@ -133,7 +133,9 @@ pub fn signal_names() -> impl Iterator<Item = &'static str> {
     Signal::ALL.iter().map(|s| s.as_str())
 }
 
-fn ms(v: f64) -> String {
+/// A duration in seconds for a table cell: `-` for none, whole seconds from 10 s, hundredths
+/// from 1 s, milliseconds below (the report's and the scoreboard's latency columns).
+pub(crate) fn fmt_secs(v: f64) -> String {
     if v.is_nan() {
         "-".into()
     } else if v >= 10.0 {
@@ -172,10 +174,10 @@ pub fn table(r: &SimReport) -> String {
             p.gpu_utilization * 100.0,
             p.work_utilization.map_or("-".to_string(), |w| format!("{:.1}%", w * 100.0)),
             p.slo_attainment * 100.0,
-            ms(p.ttft.p50),
-            ms(p.ttft.p95),
-            ms(p.ttft.p99),
-            ms(p.tpot.p99),
+            fmt_secs(p.ttft.p50),
+            fmt_secs(p.ttft.p95),
+            fmt_secs(p.ttft.p99),
+            fmt_secs(p.tpot.p99),
             p.scaling_actions,
             p.mean_replicas,
             p.peak_replicas,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::sim::{
     clairvoyant::ClairvoyantSearch,
     criterion::{SloCriterion, Verdict},
-    report::{PolicyResult, SimReport},
+    report::{self, PolicyResult, SimReport},
     search::StaticSearch,
     tune::Tuned,
 };
@@ -223,18 +223,6 @@ fn spread(s: Spread, f: impl Fn(f64) -> String, seeds: usize) -> String {
     if seeds <= 1 || s.min == s.max { f(s.mean) } else { format!("{} ({}..{})", f(s.mean), f(s.min), f(s.max)) }
 }
 
-fn secs(v: f64) -> String {
-    if v.is_nan() {
-        "-".into()
-    } else if v >= 10.0 {
-        format!("{v:.0}s")
-    } else if v >= 1.0 {
-        format!("{v:.2}s")
-    } else {
-        format!("{:.0}ms", v * 1e3)
-    }
-}
-
 /// The scoreboard as printed on stdout: the run's context, the table, then one line per row.
 pub fn table(b: &Scoreboard) -> String {
     let mut s = String::new();
@@ -300,7 +288,7 @@ pub fn table(b: &Scoreboard) -> String {
             spread(r.good_hour_share, |v| if v.is_nan() { "-".into() } else { format!("{:.1}%", v * 100.0) }, n),
             r.worst_hour.map_or("-".to_string(), pct),
             if r.meets { "yes" } else { "no" },
-            secs(r.ttft_p99_s),
+            report::fmt_secs(r.ttft_p99_s),
             r.scaling_actions,
             r.mean_replicas,
             r.peak_replicas,
