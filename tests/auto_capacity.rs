@@ -2,24 +2,16 @@
 //! learned capacity ends near where it ends from the replica's own SLO capacity, and the SLO is
 //! kept once it has converged.
 //!
-//! The replay below is the simulator's (`sim::replay`) made visible: the same fleet, the same
-//! production scrape path into the same `Decider`, KEDA's polling and the HPA's sync on the same
-//! schedules; it is written out here only so the test can read the decider's learned capacity,
-//! which the simulator's report does not carry. The replica is a parameter: each replica type
-//! gets one `#[test]` calling [`converges_from_both_sides`].
+//! Each run is the simulator's own replay (`sim::replay::run_policy`: the fleet, the production
+//! scrape path into the same `Decider`, KEDA's polling and the HPA's sync); the learned capacity
+//! is read from the decider trace its report carries. The replica is a parameter: each replica
+//! type gets one `#[test]` calling [`converges_from_both_sides`].
 #![cfg(feature = "sim")]
-
-use std::time::Duration;
 
 use llm_scaler::sim::{
     self, SimConfig,
-    accounting::SloTally,
-    driver::Every,
     engine::ModelProfile,
-    fleet::Fleet,
-    hpa::Hpa,
-    lineup::PolicyKind,
-    scrape::{Scraper, Source},
+    replay::run_policy,
     workload::{LengthDist, Process, RateCurve, Source as Arrivals, Workload},
 };
 
@@ -32,77 +24,27 @@ struct Run {
     trace: Vec<f64>,
     /// SLO attainment over the whole run.
     attainment: f64,
-    /// SLO attainment after `settle_s`.
+    /// SLO attainment of the requests that arrived from hour `settle_h` on.
     attainment_settled: f64,
     /// GPU-hours.
     gpu_hours: f64,
 }
 
 /// Replays `workload` under llm-scaler with `metadata`, reading its learned capacity.
-fn replay(cfg: &SimConfig, workload: &Workload, metadata: &[(&str, String)], settle_s: f64) -> Run {
+fn replay(cfg: &SimConfig, workload: &Workload, metadata: &[(&str, String)], settle_h: usize) -> Run {
     let meta: Vec<(String, String)> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let policy = sim::llm_scaler_policy("llm-scaler", cfg, &meta, 0.0).expect("metadata parses");
-    let PolicyKind::LlmScaler { spec, hpa, .. } = &policy.kind else { unreachable!("an llm-scaler policy") };
-    let mut source = Source::llm_scaler(spec);
-    let mut hpa_state = Hpa::new(hpa.clone());
-    let (mut scrape, mut poll, mut sync) =
-        (Every::new(cfg.scrape_interval_s), Every::new(cfg.polling_interval_s), Every::new(hpa.sync_period.as_secs_f64()));
-    let mut fleet = Fleet::with_ready(cfg, cfg.seed, cfg.min_replicas);
-    let mut scraper = Scraper::default();
-    let (mut all, mut settled) = (SloTally::new(cfg.slo), SloTally::new(cfg.slo));
-    let (mut requests, mut requests_settled) = (0u64, 0u64);
-    let mut arrivals = workload.arrivals().peekable();
-    let duration = workload.duration_s();
-    let mut value = None;
-    let mut trace = Vec::new();
-    let mut t = 0.0;
-    while t < duration {
-        t += 1.0;
-        let mut done = |d: llm_scaler::sim::engine::Done| {
-            all.done(&d);
-            if d.arrival_s >= settle_s {
-                settled.done(&d);
-            }
-        };
-        while let Some(r) = arrivals.next_if(|r| r.arrival_s < t) {
-            requests += 1;
-            requests_settled += u64::from(r.arrival_s >= settle_s);
-            fleet.route(r, &mut done);
-        }
-        fleet.tick(t, 1.0, duration, &mut done);
-        if scrape.due(t) {
-            source.scrape(&mut fleet, &mut scraper, t);
-        }
-        if poll.due(t) {
-            value = source.latest();
-        }
-        if sync.due(t)
-            && let Some(v) = value
-        {
-            let desired = hpa_state.sync(Duration::from_secs_f64(t), fleet.current(), v, 1.0);
-            fleet.scale_to(desired, t);
-        }
-        if (t as u64).is_multiple_of(60) {
-            let Source::LlmScaler { decider, .. } = &source else { unreachable!() };
-            trace.push(decider.learned_capacity().expect("auto mode"));
-        }
-    }
-    // Requests still in the fleet at the end count as they stand (dropped): no tail here, the
-    // settled part is what the assertions read.
-    let mut done = |d: llm_scaler::sim::engine::Done| {
-        all.done(&d);
-        if d.arrival_s >= settle_s {
-            settled.done(&d);
-        }
-    };
-    fleet.tick(duration + 600.0, 600.0, duration, &mut done);
-    fleet.abort_all(duration + 600.0, &mut done);
+    let r = run_policy(cfg, workload, &policy, 0, &|_, _| {});
+    let trace: Vec<f64> =
+        r.decider.expect("llm-scaler has a decider").minutes.iter().map(|m| m.capacity.expect("auto mode shows its capacity")).collect();
+    let settled = &r.series.hourly[settle_h.min(r.series.hourly.len())..];
+    let (n, ok) = settled.iter().fold((0, 0), |(n, ok), h| (n + h.requests, ok + h.within_slo));
     Run {
         end: *trace.last().expect("a minute passed"),
         trace,
-        attainment: all.attainment(requests),
-        attainment_settled: settled.attainment(requests_settled),
-        gpu_hours: fleet.gpu_seconds() / 3600.0,
+        attainment: r.slo_attainment,
+        attainment_settled: ok as f64 / n.max(1) as f64,
+        gpu_hours: r.gpu_hours,
     }
 }
 
@@ -147,7 +89,7 @@ enum Binding {
 fn converges_from_both_sides(profile: ModelProfile, binding: Binding) {
     let cfg = SimConfig { profile, min_replicas: 2, max_replicas: 20, ..SimConfig::default() };
     let hours = 6.0;
-    let settle_s = 3.0 * 3600.0;
+    let settle_h = 3;
     let (w, slo_capacity) = workload(&cfg, hours);
     let slo = match binding {
         Binding::Tpot => [("sloTpot", format!("{}ms", cfg.slo.tpot_s * 1000.0)), ("sloQuantile", "0.99".to_string())],
@@ -155,7 +97,7 @@ fn converges_from_both_sides(profile: ModelProfile, binding: Binding) {
     let run = |start: f64| {
         let mut meta = slo.to_vec();
         meta.push(("targetTokensPerSecond", format!("auto:{start:.0}")));
-        replay(&cfg, &w, &meta, settle_s)
+        replay(&cfg, &w, &meta, settle_h)
     };
     let truth = run(slo_capacity);
     let high = run(2.0 * slo_capacity);
@@ -171,7 +113,7 @@ fn converges_from_both_sides(profile: ModelProfile, binding: Binding) {
             r.end,
             r.attainment,
             r.attainment_settled,
-            settle_s / 3600.0,
+            settle_h,
             r.gpu_hours,
             every_half_hour.join(" ")
         );

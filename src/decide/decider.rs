@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::{
     calibrate::{CalibrationState, Calibrator, CapacityMode, Reading, RestoreError},
-    policy::{self, Decision, NoDecision, PolicyConfig, Signal},
+    forecast::{self, ForecastMode, Forecaster, HistorySnapshot},
+    policy::{self, Decision, NoDecision, Outcome, PolicyConfig, Signal, SignalMap},
     signals::{FleetSignals, quantile},
 };
 use crate::read::vllm::PodSample;
@@ -43,6 +44,10 @@ pub enum TickError {
 pub struct Tick<'a, E> {
     /// Time since the caller's origin (wall clock in the server, virtual in the simulator).
     pub now: Duration,
+    /// Calendar time: since the Unix epoch in the server, source time in the simulator. The
+    /// forecaster's minute buckets are aligned to it, so a history persisted by one process
+    /// continues in the next.
+    pub calendar: Duration,
     /// Pods that exist but are not Ready (they count towards the current size).
     pub starting: u32,
     /// Every Ready pod with what its scrape gave: a sample, or the failure (naming the cause).
@@ -61,6 +66,15 @@ pub struct Decider {
     calibrator: Option<Calibrator>,
     /// The last decision asked for more than `maxReplicas` (the estimator ignores such ticks).
     pressed_at_max: bool,
+    /// Demand history and forecast (`None` with `forecastMode: off`).
+    forecaster: Option<Forecaster>,
+    /// When the first tick with an answer came (warm-up is measured from it).
+    first_answer: Option<Duration>,
+    /// Signals that have had a value since then.
+    seen: SignalMap<bool>,
+    /// How long after the first answer a signal without a value is still warming up (the
+    /// latency window: after it, no value means no data, not "not yet").
+    warmup: Duration,
 }
 
 impl Decider {
@@ -74,7 +88,36 @@ impl Decider {
                 Some(Calibrator::new(slo, policy.targets.get(Signal::TokensPerSecond), latency_window.as_secs_f64()))
             }
         };
-        Decider { policy, signals: FleetSignals::new(latency_window, quantile), calibrator, pressed_at_max: false }
+        let forecaster = (policy.forecast.mode != ForecastMode::Off).then(|| Forecaster::new(policy.forecast.clone()));
+        Decider {
+            policy,
+            signals: FleetSignals::new(latency_window, quantile),
+            calibrator,
+            pressed_at_max: false,
+            forecaster,
+            first_answer: None,
+            seen: SignalMap::default(),
+            warmup: latency_window,
+        }
+    }
+
+    /// The forecaster (`None` with `forecastMode: off`).
+    pub fn forecaster(&self) -> Option<&Forecaster> {
+        self.forecaster.as_ref()
+    }
+
+    /// The demand history to persist (`None` with `forecastMode: off`).
+    pub fn history_snapshot(&self) -> Option<HistorySnapshot> {
+        self.forecaster.as_ref().map(Forecaster::snapshot)
+    }
+
+    /// Continues from a persisted demand history (see [`Forecaster::restore`]); refused whole
+    /// when the history is foreign or bad, or the forecast is off.
+    pub fn restore_history(&mut self, snap: &HistorySnapshot) -> Result<(), forecast::RestoreError> {
+        match &mut self.forecaster {
+            Some(f) => f.restore(snap),
+            None => Err(forecast::RestoreError::Off),
+        }
     }
 
     /// The policy it decides with (with `auto`, the tokens/s target is the learned capacity).
@@ -105,7 +148,7 @@ impl Decider {
     /// Ends a tick: records what each Ready pod answered, forgets pods that are no longer
     /// Ready, and decides, unless no pod answered.
     pub fn tick<E: std::fmt::Display>(&mut self, tick: Tick<'_, E>) -> Result<Decision, TickError> {
-        let Tick { now, starting, pods, gpus } = tick;
+        let Tick { now, calendar, starting, pods, gpus } = tick;
         let ready: Vec<&str> = pods.iter().map(|(p, _)| *p).collect();
         let mut answered = 0usize;
         let mut first_error = None;
@@ -144,6 +187,12 @@ impl Decider {
             });
             self.policy.targets.set(Signal::TokensPerSecond, c.capacity());
         }
+        let first = *self.first_answer.get_or_insert(now);
+        for s in Signal::ALL {
+            if obs.totals.get(s).is_some() {
+                self.seen.set(s, true);
+            }
+        }
         let mut d = policy::decide(&self.policy, &obs)?;
         self.pressed_at_max = d.clamped && d.desired_replicas == self.policy.max_replicas && d.with_peak > d.desired_replicas.into();
         if let Some(c) = &self.calibrator {
@@ -151,7 +200,42 @@ impl Decider {
             d.reason.push_str("; ");
             d.reason.push_str(&c.explain(now.as_secs_f64()));
         }
+        if now.saturating_sub(first) < self.warmup {
+            self.hold_while_warming(&mut d);
+        }
+        if let Some(f) = &mut self.forecaster {
+            // Demand is recorded only when every Ready pod reported it: a partial sum would
+            // read the missing pods as zero.
+            let tokens = Signal::TokensPerSecond;
+            if let Some(t) = obs.totals.get(tokens).filter(|_| obs.reporting.get(tokens) == obs.ready_pods) {
+                f.observe(calendar, t);
+            }
+            policy::apply_forecast_floor(&self.policy, &mut d, f.outlook());
+        }
         Ok(d)
+    }
+
+    /// While an enabled signal has not had its first value (a rate needs two scrapes, latency a
+    /// window), the blend lacks it and may ask for fewer replicas than the full blend would: the
+    /// fleet is held at its size instead, and the decision says so. Growth still goes through.
+    fn hold_while_warming(&self, d: &mut Decision) {
+        d.warming_up =
+            Signal::ALL.into_iter().filter(|s| s.needs_history() && self.policy.weights.get(*s) > 0.0 && !self.seen.get(*s)).collect();
+        if d.warming_up.is_empty() || d.desired_replicas >= d.current_replicas {
+            return;
+        }
+        let held = d.current_replicas.clamp(self.policy.min_replicas, self.policy.max_replicas);
+        if held <= d.desired_replicas {
+            return;
+        }
+        let names: Vec<&str> = d.warming_up.iter().map(|s| s.as_str()).collect();
+        d.reason.push_str(&format!(
+            "; holding at {held} (not {}): {} still warming up since this scaler started, the full blend could ask for more",
+            d.desired_replicas,
+            names.join(", ")
+        ));
+        d.desired_replicas = held;
+        d.outcome = Outcome::Hold;
     }
 }
 
@@ -170,9 +254,15 @@ mod tests {
     #[test]
     fn a_tick_without_ready_pods_or_answers_is_no_decision_naming_why() {
         let mut d = Decider::new(PolicyConfig::default(), Duration::from_secs(60), 0.99);
-        let none: Tick<'_, String> = Tick { now: Duration::ZERO, starting: 2, pods: vec![], gpus: vec![] };
+        let none: Tick<'_, String> = Tick { now: Duration::ZERO, calendar: Duration::ZERO, starting: 2, pods: vec![], gpus: vec![] };
         assert_eq!(d.tick(none), Err(TickError::NoReadyPod { starting: 2 }));
-        let failed = Tick { now: Duration::ZERO, starting: 0, pods: vec![("a", Err("timeout")), ("b", Err("status 500"))], gpus: vec![] };
+        let failed = Tick {
+            now: Duration::ZERO,
+            calendar: Duration::ZERO,
+            starting: 0,
+            pods: vec![("a", Err("timeout")), ("b", Err("status 500"))],
+            gpus: vec![],
+        };
         let err = d.tick(failed).unwrap_err();
         assert_eq!(err, TickError::NoPodAnswered { ready: 2, first_error: "a: timeout".into() });
         assert_eq!(err.to_string(), "none of 2 ready pods could be scraped; first error: a: timeout");
@@ -184,12 +274,19 @@ mod tests {
         let mut d = Decider::new(p, Duration::from_secs(60), 0.99);
         let both = Tick::<String> {
             now: Duration::from_secs(5),
+            calendar: Duration::from_secs(5),
             starting: 0,
             pods: vec![("a", Ok(sample(40.0))), ("b", Ok(sample(40.0)))],
             gpus: vec![],
         };
         assert_eq!(d.tick(both).unwrap().desired_replicas, 8);
-        let one = Tick::<String> { now: Duration::from_secs(10), starting: 0, pods: vec![("a", Ok(sample(40.0)))], gpus: vec![] };
+        let one = Tick::<String> {
+            now: Duration::from_secs(10),
+            calendar: Duration::from_secs(10),
+            starting: 0,
+            pods: vec![("a", Ok(sample(40.0)))],
+            gpus: vec![],
+        };
         assert_eq!(d.tick(one).unwrap().desired_replicas, 4, "b's last sample is gone with b");
     }
 
@@ -212,6 +309,7 @@ mod tests {
             let k = f64::from(i);
             let tick = Tick::<String> {
                 now: Duration::from_secs(15 * u64::from(i)),
+                calendar: Duration::from_secs(15 * u64::from(i)),
                 starting: 0,
                 pods: vec![("a", Ok(busy(60_000.0 * k, 300.0 * k, 3.0))), ("b", Ok(busy(60_000.0 * k, 300.0 * k, 3.0)))],
                 gpus: vec![],
@@ -246,6 +344,64 @@ mod tests {
         assert_eq!(fresh.policy().targets.get(Signal::TokensPerSecond), 4500.0);
     }
 
+    fn ticked(now_s: u64, starting: u32, pods: Vec<(&str, PodSample)>) -> Tick<'_, String> {
+        let now = Duration::from_secs(now_s);
+        Tick { now, calendar: now, starting, pods: pods.into_iter().map(|(n, s)| (n, Ok(s))).collect(), gpus: vec![] }
+    }
+
+    #[test]
+    fn while_a_signal_warms_up_after_a_start_the_fleet_is_held_not_shrunk_and_the_decision_says_why() {
+        // A scaler (re)started over a fleet of 7 (4 Ready, 3 starting): the queue is empty, so
+        // the queue alone asks for the minimum; tokens/s needs a second scrape.
+        let mut d = Decider::new(PolicyConfig::default(), Duration::from_secs(60), 0.99);
+        let idle = |tokens: f64| PodSample { waiting: 0.0, tokens_total: Some(tokens), ..PodSample::default() };
+        let first = d.tick(ticked(0, 3, vec![("a", idle(0.0)), ("b", idle(0.0)), ("c", idle(0.0)), ("d", idle(0.0))])).unwrap();
+        assert_eq!(first.desired_replicas, 7, "{}", first.reason);
+        assert_eq!(first.warming_up, vec![Signal::TokensPerSecond, Signal::Latency]);
+        assert!(first.reason.contains("holding at 7 (not 2): tokens_per_second, latency still warming up"), "{}", first.reason);
+        // Growth is never held back.
+        let busy = PodSample { waiting: 60.0, tokens_total: Some(50_000.0), ..PodSample::default() };
+        let grow = d.tick(ticked(5, 3, vec![("a", busy.clone()), ("b", busy.clone()), ("c", busy.clone()), ("d", busy)])).unwrap();
+        assert!(grow.desired_replicas > 7, "{}", grow.reason);
+        // After the latency window, a signal without data is no data, not "not yet".
+        let late = d.tick(ticked(65, 0, vec![("a", idle(50_000.0)), ("b", idle(50_000.0))])).unwrap();
+        assert_eq!(late.desired_replicas, 2, "{}", late.reason);
+        assert!(late.warming_up.is_empty());
+    }
+
+    /// A decider with `mode`, restored from two days of a flat 50,000 tokens/s.
+    fn forecasting(mode: ForecastMode) -> Decider {
+        let mut p = PolicyConfig::default();
+        p.forecast.mode = mode;
+        let mut d = Decider::new(p, Duration::from_secs(60), 0.99);
+        let snap = HistorySnapshot { version: HistorySnapshot::VERSION, bucket_s: 60, start: 0, values: vec![Some(50_000.0); 2880] };
+        d.restore_history(&snap).unwrap();
+        d
+    }
+
+    #[test]
+    fn the_forecast_floor_raises_the_decision_only_in_forecast_and_scale_mode() {
+        let quiet = |_| PodSample { waiting: 0.0, kv_usage: Some(0.1), ..PodSample::default() };
+        let at = 2880 * 60;
+        let mut scale = forecasting(ForecastMode::ForecastAndScale);
+        let dec = scale.tick(ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))])).unwrap();
+        let f = dec.forecast.as_ref().unwrap();
+        // 50,000 tok/s x 1.5 / 10,500 = 7.14 -> 8.
+        assert_eq!((f.floor, f.bound, dec.desired_replicas), (Some(8), true, 8), "{}", dec.reason);
+        assert!(dec.reason.contains("= floor 8 (binds: 2 -> 8)"), "{}", dec.reason);
+        let mut only = forecasting(ForecastMode::ForecastOnly);
+        let dec = only.tick(ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))])).unwrap();
+        let f = dec.forecast.as_ref().unwrap();
+        assert_eq!((f.floor, f.bound, dec.desired_replicas), (Some(8), false, 2), "{}", dec.reason);
+        assert!(dec.reason.contains("(forecast only: not acted on)"), "{}", dec.reason);
+        // Off: no history, nothing to restore, nothing in the decision.
+        let mut p = PolicyConfig::default();
+        p.forecast.mode = ForecastMode::Off;
+        let mut off = Decider::new(p, Duration::from_secs(60), 0.99);
+        assert_eq!(off.restore_history(&only.history_snapshot().unwrap()), Err(forecast::RestoreError::Off));
+        assert_eq!(off.tick(ticked(at, 0, vec![("a", quiet(0))])).unwrap().forecast, None);
+    }
+
     #[test]
     fn a_fixed_target_has_no_capacity_to_show_or_restore() {
         let mut d = Decider::new(PolicyConfig::default(), Duration::from_secs(60), 0.99);
@@ -261,7 +417,13 @@ mod tests {
         .capacity_snapshot()
         .unwrap();
         assert_eq!(d.restore_capacity(state), Err(RestoreError::NotAuto));
-        let tick = Tick::<String> { now: Duration::from_secs(5), starting: 0, pods: vec![("a", Ok(sample(4.0)))], gpus: vec![] };
+        let tick = Tick::<String> {
+            now: Duration::from_secs(5),
+            calendar: Duration::from_secs(5),
+            starting: 0,
+            pods: vec![("a", Ok(sample(4.0)))],
+            gpus: vec![],
+        };
         assert_eq!(d.tick(tick).unwrap().capacity, None);
     }
 }

@@ -7,9 +7,11 @@
 //! * [`signals`]: per-pod histories -> one fleet observation (rates, windowed quantiles).
 //! * [`policy`]: an observation -> an explained replica decision.
 //! * [`calibrate`]: the learned tokens/s capacity (`targetTokensPerSecond: auto`).
+//! * [`forecast`]: demand history and its forecast (predictive scaling's floor).
 
 pub mod calibrate;
 pub mod decider;
+pub mod forecast;
 pub mod policy;
 pub mod signals;
 

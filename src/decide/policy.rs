@@ -10,7 +10,10 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use crate::{
-    decide::calibrate::{CapacityMode, CapacityReport},
+    decide::{
+        calibrate::{CapacityMode, CapacityReport},
+        forecast::{ForecastMode, ForecastSpec, Model, NoForecast, Outlook},
+    },
     read::vllm::HistogramSnapshot,
 };
 
@@ -47,6 +50,12 @@ impl Signal {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// Signals read from differences between scrapes (a counter's rate, a histogram's window):
+    /// the first scrape after a start cannot give them.
+    pub fn needs_history(self) -> bool {
+        matches!(self, Signal::TokensPerSecond | Signal::Latency)
     }
 
     /// Additive signals are sums of per-pod loads: a pod that could not be scraped can be
@@ -242,6 +251,8 @@ pub struct PolicyConfig {
     pub max_replicas: u32,
     /// The fleet is active when requests in flight (waiting + running) exceed this.
     pub activation_threshold: f64,
+    /// Predictive scaling: whether demand is forecast, and whether the forecast sets a floor.
+    pub forecast: ForecastSpec,
 }
 
 fn ser_map<S: serde::Serializer>(m: &SignalMap<f64>, s: S) -> Result<S::Ok, S::Error> {
@@ -266,6 +277,7 @@ impl Default for PolicyConfig {
             min_replicas: 2,
             max_replicas: 20,
             activation_threshold: 0.0,
+            forecast: ForecastSpec::default(),
         }
     }
 }
@@ -360,6 +372,11 @@ pub struct Decision {
     /// The learned tokens/s capacity and its evidence (`targetTokensPerSecond: auto`), else
     /// `None`.
     pub capacity: Option<CapacityReport>,
+    /// The demand forecast and the floor it sets (`None` with `forecastMode: off`).
+    pub forecast: Option<FloorReport>,
+    /// Enabled signals that have not had their first value since this scaler started (rates
+    /// need two scrapes, latency a window of them): while any is, the fleet is not shrunk.
+    pub warming_up: Vec<Signal>,
     /// One-line human explanation.
     pub reason: String,
 }
@@ -509,10 +526,97 @@ pub fn decide(cfg: &PolicyConfig, obs: &FleetObservation) -> Result<Decision, No
         in_flight: obs.in_flight,
         signals: reports,
         capacity: None,
+        forecast: None,
+        warming_up: Vec::new(),
         reason: String::new(),
     };
     d.reason = explain(cfg, &d);
     Ok(d)
+}
+
+/// What the forecast said at a decision and what it did to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FloorReport {
+    /// Forecast only (recorded, not acted on) or forecast and scale.
+    pub mode: ForecastMode,
+    /// Seconds ahead the floor holds for (cold start + scheduling buffer, at most the horizon).
+    pub lead_s: u64,
+    /// The model used (`None`: no forecast, see `unavailable`).
+    pub model: Option<Model>,
+    /// Forecast demand at `lead_s` ahead, tokens/s.
+    pub point: Option<f64>,
+    /// Peak of the interval's upper bound from now to `lead_s` ahead, tokens/s.
+    pub upper: Option<f64>,
+    /// The model's recent sMAPE at the horizon (0..2; x 100 for the usual percentage).
+    pub smape: Option<f64>,
+    /// Its recent MASE at the horizon.
+    pub mase: Option<f64>,
+    /// Replicas the forecast asks for: `upper x peakFactor / tokens/s target`, within bounds.
+    pub floor: Option<u32>,
+    /// Whether the floor raised the decision (only with `forecastAndScale`).
+    pub bound: bool,
+    /// Why there is no forecast, when there is none.
+    pub unavailable: Option<String>,
+}
+
+/// Puts the forecast's floor under a reactive decision. The floor is the replicas that the
+/// upper bound of the forecast demand over the next cold start + buffer needs at the tokens/s
+/// target with the peak factor; it only ever raises the decision (a scale-down comes from the
+/// present alone, and happens once the forecast agrees), and only with `forecastAndScale`. Either
+/// way the decision records what the forecast said.
+pub fn apply_forecast_floor(cfg: &PolicyConfig, d: &mut Decision, outlook: Result<&Outlook, &NoForecast>) {
+    let spec = &cfg.forecast;
+    let lead = spec.lead_buckets();
+    let mut r = FloorReport {
+        mode: spec.mode,
+        lead_s: (cfg.forecast.cold_start + cfg.forecast.buffer).as_secs().min(spec.horizon.as_secs()),
+        model: None,
+        point: None,
+        upper: None,
+        smape: None,
+        mase: None,
+        floor: None,
+        bound: false,
+        unavailable: None,
+    };
+    match outlook {
+        Err(why) => {
+            r.unavailable = Some(why.to_string());
+            let _ = write!(d.reason, "; forecast: {why}");
+        }
+        Ok(o) => {
+            let (upper, point) = o.peak_upper(lead);
+            let target = cfg.targets.get(Signal::TokensPerSecond);
+            let (floor, _) = clamp(cfg, upper * cfg.peak_factor / target);
+            r.model = Some(o.model);
+            r.point = Some(point);
+            r.upper = Some(upper);
+            r.smape = Some(o.smape);
+            r.mase = o.mase;
+            r.floor = Some(floor);
+            let acts = spec.mode == ForecastMode::ForecastAndScale;
+            r.bound = acts && floor > d.desired_replicas;
+            let _ = write!(
+                d.reason,
+                "; forecast ({}, sMAPE {:.1} %): {} tok/s in {} s, upper {} x {} peak / {} = floor {floor}",
+                o.model,
+                o.smape * 100.0,
+                fmt_num(point.round()),
+                r.lead_s,
+                fmt_num(upper.round()),
+                fmt_num(cfg.peak_factor),
+                fmt_num(target)
+            );
+            if r.bound {
+                let _ = write!(d.reason, " (binds: {} -> {floor})", d.desired_replicas);
+                d.desired_replicas = floor;
+                d.outcome = if floor > d.current_replicas { Outcome::ScaleUp } else { Outcome::Hold };
+            } else if !acts {
+                d.reason.push_str(" (forecast only: not acted on)");
+            }
+        }
+    }
+    d.forecast = Some(r);
 }
 
 /// A one-line explanation, e.g.

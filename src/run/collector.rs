@@ -72,7 +72,9 @@ async fn tick(
     let gpu_activity = scrape_gpus(shared, fleet, &ready).await;
     let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
     forget_departed(shared, target, &ready_names, known);
-    let tick = Tick { now, starting, pods: results, gpus: gpu_activity };
+    // The forecaster's calendar: a clock set before 1970 records no history rather than a wrong one.
+    let calendar = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let tick = Tick { now, calendar, starting, pods: results, gpus: gpu_activity };
     match decider.tick(tick) {
         Ok(d) => publish(shared, target, d),
         Err(e) => {

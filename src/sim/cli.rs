@@ -17,7 +17,7 @@ use crate::sim::{
     profile::ReplicaKind,
     replica_report, scoreboard,
     seeds::Trials,
-    tune::{self, Family},
+    tune::{self, Family, Kept},
     workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
 };
 
@@ -188,9 +188,10 @@ pub struct SimulateArgs {
     /// With --gpus-per-node: from asking for a new node to a replica starting on it [default: 300s].
     #[arg(long, requires = "gpus_per_node", value_parser = humantime::parse_duration)]
     pub node_provisioning: Option<Duration>,
+
     /// Tune every baseline's knob on --tune-from..--tune-to (a grid of six values each; the
-    /// cheapest setting meeting the SLO is kept), then run them on --from..--to. llm-scaler is
-    /// not tuned.
+    /// cheapest setting meeting the SLO is kept, else the closest), then run them on --from..--to.
+    /// llm-scaler is not tuned.
     #[arg(long, requires_all = ["tune_from", "tune_to"])]
     pub tune_baselines: bool,
     /// Start of the tuning part (source time).
@@ -451,13 +452,13 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
         for t in &tuned {
             notes.push(t.note());
             let Some(c) = contenders.iter_mut().find(|c| Family::of(&c.policy.kind) == Some(t.family)) else { continue };
-            match t.chosen {
-                Some(v) => {
-                    c.policy = t.family.policy(&lineup, &cfg, v)?;
-                    c.setting = c.policy.setting().map(|s| format!("{s} (tuned)"));
-                }
-                None => c.setting = c.policy.setting().map(|s| format!("{s} (none met)")),
-            }
+            let Some(kept) = t.chosen else { continue };
+            c.policy = t.family.policy(&lineup, &cfg, kept.value())?;
+            let how = match kept {
+                Kept::Cheapest(_) => "tuned",
+                Kept::Closest(_) => "tuned, closest: none met",
+            };
+            c.setting = c.policy.setting().map(|s| format!("{s} ({how})"));
         }
     }
     let plan = Plan { lineup: contenders, static_search, clairvoyant: !a.no_clairvoyant };

@@ -164,6 +164,16 @@ impl Verdict {
     pub fn meets(&self) -> bool {
         self.shortfalls.is_empty()
     }
+
+    /// How near the run came to `criterion`: the smallest of achieved / required over its three
+    /// parts (overall, share of good hours, worst hour), so 1 means every part holds and 0.98
+    /// means the weakest part reached 98 % of what it needed. No judged hour gives 0.
+    pub fn closeness(&self, criterion: &SloCriterion) -> f64 {
+        let (Some(share), Some(worst)) = (self.good_hour_share, self.worst_hour) else { return 0.0 };
+        [self.overall / criterion.overall.get(), share / criterion.hour_share.get(), worst.attainment / criterion.worst_hour.get()]
+            .into_iter()
+            .fold(1.0, f64::min)
+    }
 }
 
 impl SloCriterion {

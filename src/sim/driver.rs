@@ -4,14 +4,20 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use crate::sim::{
-    config::SimConfig,
-    fleet::Fleet,
-    hpa::{Hpa, HpaConfig},
-    kpa::Kpa,
-    lineup::PolicyKind,
-    schedule::Schedule,
-    scrape::{Scraper, Source},
+use crate::{
+    decide::forecast::ForecastMode,
+    sim::{
+        config::SimConfig,
+        fleet::Fleet,
+        hpa::{Hpa, HpaConfig},
+        kpa::Kpa,
+        lineup::PolicyKind,
+        report::DeciderTrace,
+        schedule::Schedule,
+        scrape::{Calendar, Scraper, Source},
+        warm,
+        workload::Workload,
+    },
 };
 
 /// Something due every `every` seconds, first at `next`.
@@ -69,8 +75,8 @@ pub enum Driver {
 }
 
 impl Driver {
-    /// The driver of a policy, on the simulator's step of `dt` seconds.
-    pub fn new(kind: &PolicyKind, cfg: &SimConfig, dt: f64) -> Self {
+    /// The driver of a policy on `workload`, on the simulator's step of `dt` seconds.
+    pub fn new(kind: &PolicyKind, cfg: &SimConfig, dt: f64, workload: &Workload) -> Self {
         let hpa = |hpa: &HpaConfig, source: Source, target: f64| {
             // llm-scaler's collector ticks at the server's default; Prometheus scrapes for the
             // baselines.
@@ -92,7 +98,11 @@ impl Driver {
             PolicyKind::KedaTokens { target, hpa: h } => hpa(h, Source::Tokens { latest: None, history: Default::default() }, *target),
             PolicyKind::Clairvoyant(s) => Driver::Schedule(Arc::clone(s)),
             PolicyKind::Kpa(k) => Driver::Kpa { kpa: Kpa::new(k.clone()), tick: Every::new(k.tick_s) },
-            PolicyKind::LlmScaler { spec, hpa: h, .. } => hpa(h, Source::llm_scaler(spec), 1.0),
+            PolicyKind::LlmScaler { spec, hpa: h, .. } => {
+                // A forecasting scaler starts from the history the server would have persisted.
+                let history = (spec.policy.forecast.mode != ForecastMode::Off).then(|| warm::history_before(workload)).flatten();
+                hpa(h, Source::llm_scaler(spec, Calendar::of(workload), history.as_ref()), 1.0)
+            }
         }
     }
 
@@ -122,6 +132,14 @@ impl Driver {
         match self {
             Driver::Hpa(d) => d.source.dominant().cloned().unwrap_or_default(),
             _ => BTreeMap::new(),
+        }
+    }
+
+    /// For llm-scaler: its decider minute by minute.
+    pub fn decider_trace(&self) -> Option<DeciderTrace> {
+        match self {
+            Driver::Hpa(d) => d.source.trace(),
+            _ => None,
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod search;
 pub mod seeds;
 pub mod stats;
 pub mod tune;
+pub mod warm;
 pub mod workload;
 
 pub use capacity::replica_capacity;

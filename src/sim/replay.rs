@@ -74,7 +74,7 @@ impl<'c> Replay<'c> {
             cfg,
             duration,
             fleet: Fleet::with_ready(cfg, seed, initial),
-            driver: Driver::new(&policy.kind, cfg, DT),
+            driver: Driver::new(&policy.kind, cfg, DT, workload),
             scraper: Scraper::default(),
             ledger: Ledger::new(duration, step, cfg.hour_s, cfg.slo),
         }
@@ -138,6 +138,7 @@ impl<'c> Replay<'c> {
             dominant_signals: dominant.into_iter().map(|(k, v)| (k, v as f64 / total_dom.max(1) as f64)).collect(),
             wall_s: started.elapsed().as_secs_f64(),
             series: ledger.series(duration),
+            decider: self.driver.decider_trace(),
             nodes,
         }
     }

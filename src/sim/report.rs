@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 
 use crate::{
-    decide::policy::Signal,
+    decide::{
+        forecast::{ErrorSummary, ModelError},
+        policy::Signal,
+    },
     sim::{
         config::{NodePool, Slo},
         criterion::HourTally,
@@ -88,6 +91,40 @@ pub struct PolicyResult {
     /// With replicas packed on GPU nodes: GPU-hours of the whole nodes held (what is billed;
     /// `cost_usd` is then these times the price), and the most nodes held at once.
     pub nodes: Option<NodeHours>,
+    /// For llm-scaler: what its decider said minute by minute, and its forecast errors.
+    pub decider: Option<DeciderTrace>,
+}
+
+/// llm-scaler's decider over a replay, read at the first decision of every minute.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeciderTrace {
+    /// One entry per minute with a decision.
+    pub minutes: Vec<DeciderMinute>,
+    /// Each forecasting model's error at the horizon over the replay (empty when not forecasting).
+    pub forecast_errors: Vec<ModelError>,
+    /// The error of the forecast used (each minute the chosen model's) over the replay.
+    pub chosen_errors: Option<ErrorSummary>,
+}
+
+/// One minute of a [`DeciderTrace`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DeciderMinute {
+    /// Replay time, seconds.
+    pub t: f64,
+    /// Replicas decided.
+    pub desired: u32,
+    /// The fleet's token rate the decider read (tokens/s), when every Ready pod reported it.
+    pub demand: Option<f64>,
+    /// The learned tokens/s capacity (`auto`).
+    pub capacity: Option<f64>,
+    /// The forecast's point at the floor's lead, tokens/s.
+    pub forecast: Option<f64>,
+    /// The upper bound's peak to the lead, tokens/s.
+    pub upper: Option<f64>,
+    /// The floor in replicas.
+    pub floor: Option<u32>,
+    /// Whether the floor raised the decision.
+    pub bound: bool,
 }
 
 /// What a policy held of a GPU node pool.

@@ -386,6 +386,7 @@ mod tests {
             dominant_signals: Default::default(),
             wall_s: 0.0,
             nodes: None,
+            decider: None,
             series: Series { hourly, ..Series::default() },
         }
     }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    decide::{Decider, Tick},
+    decide::{Decider, Tick, forecast::HistorySnapshot, policy::Signal},
     read::{
         dcgm::DcgmExtractor,
         exposition,
@@ -18,6 +18,8 @@ use crate::{
     sim::{
         fleet::{Fleet, Pod},
         render::dcgm::{self as dcgm_render, DcgmFlavor},
+        report::{DeciderMinute, DeciderTrace},
+        workload::Workload,
     },
     spec::{GpuField, GpuSource, LatencyHistogram, ScalerSpec},
 };
@@ -89,23 +91,35 @@ pub enum Source {
     LlmScaler {
         /// The parsed metadata.
         spec: Box<ScalerSpec>,
+        /// Source time of each replay time (the forecaster's calendar).
+        calendar: Calendar,
         /// The server's decision step.
         decider: Box<Decider>,
         /// The latest desired replicas.
         latest: Option<f64>,
         /// Decisions each signal dominated.
         dominant: BTreeMap<String, u64>,
+        /// The first decision of each minute.
+        minutes: Vec<DeciderMinute>,
     },
 }
 
 impl Source {
-    /// llm-scaler configured by `spec`.
-    pub fn llm_scaler(spec: &ScalerSpec) -> Self {
+    /// llm-scaler configured by `spec`, on `calendar`, its forecaster warmed with `history` (what
+    /// the server would have persisted before the replay starts) when there is one.
+    pub fn llm_scaler(spec: &ScalerSpec, calendar: Calendar, history: Option<&HistorySnapshot>) -> Self {
+        let mut decider = Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile);
+        if let Some(h) = history {
+            // The same restore the server does; a refusal leaves it cold, as there.
+            let _ = decider.restore_history(h);
+        }
         Source::LlmScaler {
             spec: Box::new(spec.clone()),
-            decider: Box::new(Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile)),
+            calendar,
+            decider: Box::new(decider),
             latest: None,
             dominant: BTreeMap::new(),
+            minutes: Vec::new(),
         }
     }
 
@@ -122,6 +136,17 @@ impl Source {
             Source::LlmScaler { dominant, .. } => Some(dominant),
             _ => None,
         }
+    }
+
+    /// For llm-scaler: its decider minute by minute, and its forecast errors.
+    pub fn trace(&self) -> Option<DeciderTrace> {
+        let Source::LlmScaler { decider, minutes, .. } = self else { return None };
+        let f = decider.forecaster();
+        Some(DeciderTrace {
+            minutes: minutes.clone(),
+            forecast_errors: f.map(|f| f.errors()).unwrap_or_default(),
+            chosen_errors: f.map(|f| f.chosen_errors()),
+        })
     }
 
     /// Scrapes the Ready pods at `t`: llm-scaler's collector tick, or Prometheus' scrape.
@@ -158,7 +183,7 @@ impl Source {
                 history.retain(|name, _| seen.contains(name));
                 *latest = tokens_rate(history, t);
             }
-            Source::LlmScaler { spec, decider, latest, dominant } => {
+            Source::LlmScaler { spec, calendar, decider, latest, dominant, minutes } => {
                 let families = spec.latency.histogram.families();
                 let gpu_field = match &spec.gpu {
                     GpuSource::None => None,
@@ -177,6 +202,7 @@ impl Source {
                 let names: Vec<&str> = fleet.ready_pods().map(|p| p.name.as_str()).collect();
                 let tick = Tick {
                     now: Duration::from_secs_f64(t),
+                    calendar: Duration::from_secs_f64(calendar.at(t)),
                     // As production's discovery counts them: every pod listed but not
                     // scraped (starting, and draining ones, which are being deleted).
                     starting: fleet.starting(),
@@ -188,10 +214,46 @@ impl Source {
                     if let Some(s) = d.dominant {
                         *dominant.entry(s.as_str().to_string()).or_default() += 1;
                     }
+                    if minutes.last().is_none_or(|m| (m.t / 60.0).floor() < (t / 60.0).floor()) {
+                        let tokens = d.signals.iter().find(|r| r.signal == Signal::TokensPerSecond);
+                        let f = d.forecast.as_ref();
+                        minutes.push(DeciderMinute {
+                            t,
+                            desired: d.desired_replicas,
+                            demand: tokens.filter(|r| r.reporting_pods == d.ready_pods).and_then(|r| r.raw),
+                            capacity: d.capacity.as_ref().map(|c| c.learned),
+                            forecast: f.and_then(|f| f.point),
+                            upper: f.and_then(|f| f.upper),
+                            floor: f.and_then(|f| f.floor),
+                            bound: f.is_some_and(|f| f.bound),
+                        });
+                    }
                     *latest = Some(f64::from(d.desired_replicas));
                 }
             }
         }
+    }
+}
+
+/// Replay time to source time: `origin + t / time_scale` (a compressed replay's minute is
+/// several source minutes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calendar {
+    /// Source seconds at replay time 0 (`--from`).
+    pub origin_s: f64,
+    /// The workload's time scale.
+    pub time_scale: f64,
+}
+
+impl Calendar {
+    /// The calendar of `workload`.
+    pub fn of(workload: &Workload) -> Self {
+        Calendar { origin_s: workload.from_s, time_scale: workload.time_scale }
+    }
+
+    /// Source seconds at replay time `t`.
+    pub fn at(self, t: f64) -> f64 {
+        self.origin_s + t / self.time_scale
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::sim::{
     config::SimConfig,
-    criterion::SloCriterion,
+    criterion::{SloCriterion, Verdict},
     lineup::Policy,
     pool::{self, Job},
     report::PolicyResult,
@@ -105,8 +105,13 @@ impl Trials {
 
     /// Whether a replay meets the criterion.
     pub fn meets(&self, r: &PolicyResult) -> bool {
+        self.verdict(r).meets()
+    }
+
+    /// A replay judged by the criterion.
+    pub fn verdict(&self, r: &PolicyResult) -> Verdict {
         let within: u64 = r.series.hourly.iter().map(|h| h.within_slo).sum();
-        self.criterion.judge(r.requests, within, &r.series.hourly).meets()
+        self.criterion.judge(r.requests, within, &r.series.hourly)
     }
 }
 

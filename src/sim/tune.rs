@@ -1,7 +1,9 @@
 //! `--tune-baselines`: every baseline gets its knob tuned with the same effort on a tuning part
 //! of the workload, so llm-scaler (run with its defaults, untuned) is compared with baselines a
 //! careful user would have set up, not with generic thresholds. Each knob is swept over a grid of
-//! six values; the cheapest setting that meets the strict SLO on the tuning part is kept.
+//! six values; the cheapest setting that meets the strict SLO on the tuning part is kept. When
+//! none meets, the setting that came closest is kept (not the standard one: a careful user who
+//! cannot reach the SLO still picks the best they found), and the table says so.
 
 use serde::Serialize;
 
@@ -94,6 +96,27 @@ pub struct Tried {
     pub attainment: f64,
     /// Met the strict SLO there.
     pub meets: bool,
+    /// How near it came ([`crate::sim::criterion::Verdict::closeness`]; 1 when it meets).
+    pub closeness: f64,
+}
+
+/// The setting tuning kept.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum Kept {
+    /// The cheapest setting that met the SLO on the tuning part.
+    Cheapest(f64),
+    /// None met: the one that came closest (ties: the cheaper).
+    Closest(f64),
+}
+
+impl Kept {
+    /// The knob's value.
+    pub fn value(self) -> f64 {
+        match self {
+            Kept::Cheapest(v) | Kept::Closest(v) => v,
+        }
+    }
 }
 
 /// What tuning gave one baseline.
@@ -103,13 +126,20 @@ pub struct Tuned {
     pub family: Family,
     /// Every setting tried, in grid order.
     pub tried: Vec<Tried>,
-    /// The cheapest setting that met the SLO (`None`: none met).
-    pub chosen: Option<f64>,
+    /// The setting kept (`None`: nothing was tried).
+    pub chosen: Option<Kept>,
 }
 
-/// The cheapest setting that met the SLO; ties go to the earlier grid value.
-pub fn cheapest_meeting(tried: &[Tried]) -> Option<f64> {
-    tried.iter().filter(|t| t.meets).min_by(|a, b| a.gpu_hours.total_cmp(&b.gpu_hours)).map(|t| t.value)
+/// The cheapest setting that met the SLO (ties go to the earlier grid value); when none met, the
+/// closest one (ties go to the cheaper).
+pub fn keep(tried: &[Tried]) -> Option<Kept> {
+    let cheapest = |a: &&Tried, b: &&Tried| a.gpu_hours.total_cmp(&b.gpu_hours);
+    match tried.iter().filter(|t| t.meets).min_by(cheapest) {
+        Some(t) => Some(Kept::Cheapest(t.value)),
+        None => {
+            tried.iter().min_by(|a, b| b.closeness.total_cmp(&a.closeness).then_with(|| cheapest(a, b))).map(|t| Kept::Closest(t.value))
+        }
+    }
 }
 
 /// Sweeps `families` on `trials` (the tuning part, first seed), every setting in one batch of
@@ -134,9 +164,18 @@ pub fn tune_grids(grids: &[(Family, Vec<f64>)], lineup: &Lineup, trials: &Trials
             let tried: Vec<Tried> = values
                 .iter()
                 .zip(results.by_ref())
-                .map(|(value, r)| Tried { value: *value, gpu_hours: r.gpu_hours, attainment: r.slo_attainment, meets: trials.meets(&r) })
+                .map(|(value, r)| {
+                    let verdict = trials.verdict(&r);
+                    Tried {
+                        value: *value,
+                        gpu_hours: r.gpu_hours,
+                        attainment: r.slo_attainment,
+                        meets: verdict.meets(),
+                        closeness: verdict.closeness(&trials.criterion),
+                    }
+                })
                 .collect();
-            Tuned { family: *family, chosen: cheapest_meeting(&tried), tried }
+            Tuned { family: *family, chosen: keep(&tried), tried }
         })
         .collect())
 }
@@ -147,17 +186,18 @@ impl Tuned {
         let tried: Vec<String> = self
             .tried
             .iter()
-            .map(|t| format!("{} {:.1} GPU-h {:.2}%{}", t.value, t.gpu_hours, t.attainment * 100.0, if t.meets { " meets" } else { "" }))
+            .map(|t| {
+                let verdict = if t.meets { " meets".to_string() } else { format!(" closeness {:.3}", t.closeness) };
+                format!("{} {:.1} GPU-h {:.2}%{verdict}", t.value, t.gpu_hours, t.attainment * 100.0)
+            })
             .collect();
+        let (family, tried) = (self.family.as_str(), tried.join("; "));
         match self.chosen {
-            Some(v) => {
-                format!("tuned {}: kept {v}, the cheapest meeting the SLO on the tuning part ({})", self.family.as_str(), tried.join("; "))
-            }
-            None => format!(
-                "tuned {}: none met the SLO on the tuning part, runs with its standard setting ({})",
-                self.family.as_str(),
-                tried.join("; ")
+            Some(Kept::Cheapest(v)) => format!("tuned {family}: kept {v}, the cheapest meeting the SLO on the tuning part ({tried})"),
+            Some(Kept::Closest(v)) => format!(
+                "tuned {family}: none met the SLO on the tuning part; kept {v}, the closest (weakest criterion nearest its target) ({tried})"
             ),
+            None => format!("tuned {family}: nothing tried"),
         }
     }
 }
@@ -170,16 +210,22 @@ mod tests {
         workload::{LengthDist, Process, RateCurve, Source, Workload},
     };
 
-    fn t(value: f64, gpu_hours: f64, meets: bool) -> Tried {
-        Tried { value, gpu_hours, attainment: 0.99, meets }
+    fn t(value: f64, gpu_hours: f64, closeness: f64) -> Tried {
+        Tried { value, gpu_hours, attainment: 0.99, meets: closeness >= 1.0, closeness }
     }
 
     #[test]
     fn tuning_keeps_the_cheapest_setting_that_meets_the_slo() {
         // The cheapest overall misses; of those meeting, 24 is cheapest.
-        let tried = [t(8.0, 30.0, true), t(16.0, 22.0, true), t(24.0, 20.0, true), t(32.0, 15.0, false)];
-        assert_eq!(cheapest_meeting(&tried), Some(24.0));
-        assert_eq!(cheapest_meeting(&[t(8.0, 30.0, false)]), None, "none met");
+        let tried = [t(8.0, 30.0, 1.0), t(16.0, 22.0, 1.0), t(24.0, 20.0, 1.0), t(32.0, 15.0, 0.97)];
+        assert_eq!(keep(&tried), Some(Kept::Cheapest(24.0)));
+    }
+
+    #[test]
+    fn when_no_setting_meets_tuning_keeps_the_closest_and_of_equals_the_cheaper() {
+        let tried = [t(8.0, 30.0, 0.99), t(16.0, 22.0, 0.99), t(24.0, 20.0, 0.95)];
+        assert_eq!(keep(&tried), Some(Kept::Closest(16.0)));
+        assert_eq!(keep(&[]), None);
     }
 
     #[test]
@@ -199,7 +245,8 @@ mod tests {
         // A lower token target means more replicas.
         assert!(k.tried[0].gpu_hours > k.tried[2].gpu_hours, "{:?}", k.tried);
         assert!(!k.tried[2].meets, "one replica per 20,000 tokens/s cannot hold the SLO: {:?}", k.tried);
-        assert_eq!(k.chosen, cheapest_meeting(&k.tried));
-        assert!(k.chosen.is_some(), "{:?}", k.tried);
+        assert_eq!(k.chosen, keep(&k.tried));
+        assert!(matches!(k.chosen, Some(Kept::Cheapest(_))), "{:?}", k.tried);
+        assert!(k.tried[2].closeness < 1.0 && k.tried.iter().filter(|t| t.meets).all(|t| t.closeness == 1.0), "{:?}", k.tried);
     }
 }

@@ -15,6 +15,7 @@ pub use crate::read::dcgm::GpuField;
 use crate::{
     decide::{
         calibrate::{CalibrationSlo, CapacityMode, SloMetric},
+        forecast::{ForecastMode, ForecastSpec, Seasons},
         policy::{BlendMode, PolicyConfig, SIGNALS, Signal, TargetForm},
     },
     spec::tenancy::{NamespaceAccess, is_namespace_name},
@@ -369,6 +370,11 @@ const OTHER_POLICY_KEYS: &[&str] = &[
     "minReplicas",
     "maxReplicas",
     "activationThreshold",
+    "forecastMode",
+    "forecastHorizon",
+    "forecastSeasons",
+    "coldStart",
+    "schedulingBuffer",
 ];
 
 /// Every policy key: each signal's target, then each signal's weight, then the rest.
@@ -719,6 +725,7 @@ impl ScalerSpec {
         if let Some(a) = m.non_negative("activationThreshold", "requests in flight")? {
             p.activation_threshold = a;
         }
+        Self::forecast(m, &mut p.forecast)?;
         if let Some(slo) = slo {
             // An SLO in this map derives what this map does not set itself.
             if m.get(Signal::Latency.def().target_key).is_none()
@@ -747,6 +754,30 @@ impl ScalerSpec {
             });
         }
         Ok(p)
+    }
+
+    /// The predictive-scaling keys over `f` (the defaults, or the server's `[defaults]`).
+    fn forecast(m: &Meta<'_>, f: &mut ForecastSpec) -> Result<(), SpecError> {
+        if let Some(mode) = m.parse("forecastMode", &format!("one of {}", ForecastMode::NAMES), ForecastMode::parse)? {
+            f.mode = mode;
+        }
+        let minutes = |lo: u64, hi: u64| {
+            move |v: &str| duration(v).filter(|d| d.as_secs() >= lo * 60 && d.as_secs() <= hi * 60 && d.as_secs() % 60 == 0)
+        };
+        if let Some(h) = m.parse("forecastHorizon", "whole minutes from 1m to 2h, such as 15m", minutes(1, 120))? {
+            f.horizon = h;
+        }
+        if let Some(s) = m.parse("forecastSeasons", "daily, weekly, daily,weekly or none", Seasons::parse)? {
+            f.seasons = s;
+        }
+        let span = |v: &str| humantime::parse_duration(v).ok().filter(|d| d.as_secs() <= 3600);
+        if let Some(c) = m.parse("coldStart", "a duration up to 1h, such as 120s or 5m", |v| span(v).filter(|d| !d.is_zero()))? {
+            f.cold_start = c;
+        }
+        if let Some(b) = m.parse("schedulingBuffer", "a duration up to 1h, such as 300s or 0s", span)? {
+            f.buffer = b;
+        }
+        Ok(())
     }
 
     /// The SLO the capacity is learned against, or why `auto` cannot be used (`key` is the key
@@ -865,6 +896,11 @@ mod tests {
             ("latencyQuantile", "99", "between 0 and 1"),
             ("metricsPort", "http", "TCP port"),
             ("blendMode", "avg", "max, weighted"),
+            ("forecastMode", "on", "forecastAndScale"),
+            ("forecastHorizon", "90s", "whole minutes"),
+            ("forecastSeasons", "hourly", "daily,weekly"),
+            ("coldStart", "2h", "up to 1h"),
+            ("schedulingBuffer", "soon", "such as 300s"),
         ] {
             let err = ScalerSpec::parse(&meta(&[(k, v)]), &ctx(&p, &l)).unwrap_err().to_string();
             assert!(err.contains(k) && err.contains(v) && err.contains(want), "{k}: {err}");
@@ -895,6 +931,26 @@ mod tests {
         assert_eq!((s.policy.min_replicas, s.policy.max_replicas), (1, 8));
         assert_eq!(s.latency.window, Duration::from_secs(120));
         assert!(matches!(s.gpu, GpuSource::KubeDcgm { port: 9400, .. }), "weight > 0 turns DCGM on");
+    }
+
+    #[test]
+    fn the_forecast_keys_set_mode_horizon_seasons_and_the_floors_lead() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let f = ScalerSpec::parse(&meta(&[]), &ctx(&p, &l)).unwrap().policy.forecast;
+        assert_eq!(f, ForecastSpec::default(), "forecast only by default");
+        assert_eq!(f.mode, ForecastMode::ForecastOnly);
+        let m = meta(&[
+            ("forecastMode", "forecastAndScale"),
+            ("forecastHorizon", "30m"),
+            ("forecastSeasons", "daily"),
+            ("coldStart", "5m"),
+            ("schedulingBuffer", "0s"),
+        ]);
+        let f = ScalerSpec::parse(&m, &ctx(&p, &l)).unwrap().policy.forecast;
+        assert_eq!(f.mode, ForecastMode::ForecastAndScale);
+        assert_eq!((f.horizon_buckets(), f.lead_buckets()), (30, 5));
+        assert_eq!(f.seasons, Seasons { daily: true, weekly: false });
     }
 
     #[test]
