@@ -46,6 +46,7 @@ async fn run(fleet: support::Fleet, ticks: usize) {
             ip: Some(fleet.addr(k).ip()),
             node: None,
             readiness: llm_scaler::discovery::Readiness::Ready,
+            ready_after: None,
         })
         .collect();
     let interval = Duration::from_secs(2);

@@ -46,7 +46,7 @@ use axum::{Router, routing::get};
 use k8s::{TestCluster, parse_yaml_documents, service_account_user};
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{Pod, Secret},
+    core::v1::{ConfigMap, Pod, Secret},
 };
 use kube::{
     Client,
@@ -307,6 +307,9 @@ impl Scaler {
             .arg(format!("--http-addr={http}"))
             .arg("--scrape-interval=500ms")
             .arg("--log-format=text")
+            // As deployment.yaml sets it from the pod's namespace; written every second here.
+            .arg(format!("--history-namespace={SA_NAMESPACE}"))
+            .arg("--history-interval=1s")
             .env("KUBECONFIG", kubeconfig)
             // Never the in-cluster config of a machine that happens to run in a pod.
             .env_remove("KUBERNETES_SERVICE_HOST")
@@ -414,17 +417,25 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
     c.create_pod(DCGM_NS, "nvidia-dcgm-exporter-x1", &[("app", "nvidia-dcgm-exporter")], "gpu-node-1").await;
     c.set_pod_status(DCGM_NS, "nvidia-dcgm-exporter-x1", Some(ip_dcgm), true).await;
 
+    // GetMetrics exactly as KEDA sends it for scaledobjects/scaledobject.yaml, ports pointed at
+    // the fakes (they cannot listen on 8000/9400 here); the ScaledObject itself says the same,
+    // as the scaler's ScaledObject watch reads it.
+    let mut meta = meta;
+    meta.insert("metricsPort".into(), vllm_port.to_string());
+    meta.insert("dcgmPort".into(), dcgm_port.to_string());
+    let so_admin: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        SERVED,
+        &kube::api::ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects"),
+    );
+    let triggers = json!({"spec": {"triggers": [{"type": "external", "metadata": meta}]}});
+    so_admin.patch("llama-3-8b", &PatchParams::default(), &Patch::Merge(&triggers)).await.unwrap();
+
     // The real binary, authenticated as the ServiceAccount, with nothing but deploy/'s RBAC.
     let dir = tempfile::tempdir().unwrap();
     let scaler = Scaler::start(&c.kubeconfig_for(&sa_user), dir.path());
     scaler.wait_serving("").await;
     scaler.wait_serving("externalscaler.ExternalScaler").await;
-
-    // GetMetrics exactly as KEDA sends it for scaledobjects/scaledobject.yaml, ports pointed at
-    // the fakes (they cannot listen on 8000/9400 here).
-    let mut meta = meta;
-    meta.insert("metricsPort".into(), vllm_port.to_string());
-    meta.insert("dcgmPort".into(), dcgm_port.to_string());
     let deadline = Instant::now() + Duration::from_secs(30);
     let value = loop {
         let r = get_metrics(scaler.grpc, SERVED, "llama-3-8b", &meta).await;
@@ -442,6 +453,55 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
     assert_eq!(latest["ready_pods"], 2, "both pods discovered through the API: {decisions}");
     let gpu = latest["signals"].as_array().unwrap().iter().find(|s| s["signal"] == "gpu_utilization").expect("gpu signal");
     assert_eq!(gpu["reporting_pods"], 2, "dcgm-exporter discovered in {DCGM_NS}: {decisions}");
+
+    // Its learned state lands in a ConfigMap of its own namespace, named for the ScaledObject,
+    // rewritten with the resourceVersion it last saw (the history grows, the version moves on).
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), SA_NAMESPACE);
+    let cm_name = format!("llm-scaler-history.{SERVED}.llama-3-8b");
+    let mut versions = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while versions.len() < 2 {
+        if let Some(cm) = cms.get_opt(&cm_name).await.unwrap() {
+            let state: Value = serde_json::from_str(&cm.data.as_ref().unwrap()["state.json"]).unwrap();
+            assert_eq!(state["scaledObject"], format!("{SERVED}/llama-3-8b"));
+            assert!(state["history"]["values"].is_array(), "{state}");
+            versions.insert(cm.metadata.resource_version.unwrap());
+        }
+        assert!(Instant::now() < deadline, "history ConfigMap not written twice within 30s; log:\n{}", scaler.log_tail());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A second replica (a restart, a rollout, KEDA failing over) collects the ScaledObject from
+    // its own start, from the ScaledObject watch, before any call reaches it; it reads the saved
+    // state before its first tick.
+    let dir2 = tempfile::tempdir().unwrap();
+    let second = Scaler::start(&c.kubeconfig_for(&sa_user), dir2.path());
+    second.wait_serving("externalscaler.ExternalScaler").await;
+    let decisions_of = |s: &Scaler| format!("http://{}/api/v1/decisions/{SERVED}/llama-3-8b", s.http);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = reqwest::get(decisions_of(&second)).await.unwrap().text().await.unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if v["scaledobjects"][0]["latest"]["desired_replicas"].is_number() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "second replica not warm without a call; log:\n{}", second.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restored = std::fs::read_to_string(&second.log).unwrap_or_default();
+    assert!(restored.contains("kept warm from the ScaledObject watch"), "log:\n{}", second.log_tail());
+    assert!(restored.contains("demand history restored"), "log:\n{}", second.log_tail());
+    // KEDA's client moves to it when the first dies: its first answer is the same number, at once.
+    let last = get_metrics(scaler.grpc, SERVED, "llama-3-8b", &meta).await.expect("the first replica answers");
+    drop(scaler);
+    let died = Instant::now();
+    let first = get_metrics(second.grpc, SERVED, "llama-3-8b", &meta).await;
+    let failover = died.elapsed();
+    assert_eq!(first.as_ref().ok(), Some(&last), "the second replica's first answer after the failover: {first:?}");
+    eprintln!("failover: the second replica answered {last} (as the first did) {failover:?} after the first died");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!std::fs::read_to_string(&second.log).unwrap_or_default().contains("cannot save state"), "log:\n{}", second.log_tail());
+    let scaler = second;
 
     // Outside its grant the binary is refused: a ScaledObject in a namespace without a
     // RoleBinding gets an error naming the refusal, not a number.
@@ -482,11 +542,16 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
     }
     let granted: BTreeSet<(&str, &str)> = [
         ("scaledobjects", "get"),
+        ("scaledobjects", "list"),
+        ("scaledobjects", "watch"),
         ("scaledjobs", "get"),
         ("deployments", "get"),
         ("statefulsets", "get"),
         ("pods", "list"),
         ("pods", "watch"),
+        ("configmaps", "get"),
+        ("configmaps", "create"),
+        ("configmaps", "update"),
     ]
     .into();
     let mut seen = BTreeSet::new();
@@ -500,6 +565,9 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
         let verb = e["verb"].as_str().unwrap();
         let ns = e["objectRef"]["namespace"].as_str().unwrap_or_default();
         assert!(granted.contains(&(resource, verb)), "the scaler made a request outside deploy/rbac.yaml: {verb} {resource} in {ns:?}");
+        if resource == "configmaps" {
+            assert_eq!(ns, SA_NAMESPACE, "configmaps only in its own namespace: {e}");
+        }
         if ns != UNSERVED {
             assert_ne!(e["responseStatus"]["code"], 403, "refused in a served namespace: {e}");
         }
@@ -508,7 +576,14 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
             pod_reads.insert((ns.to_string(), verb.to_string()));
         }
     }
-    for needed in [("scaledobjects", "get"), ("deployments", "get"), ("pods", "list"), ("pods", "watch")] {
+    for needed in [
+        ("scaledobjects", "get"),
+        ("deployments", "get"),
+        ("pods", "list"),
+        ("pods", "watch"),
+        ("configmaps", "create"),
+        ("configmaps", "update"),
+    ] {
         assert!(seen.contains(&(needed.0.to_string(), needed.1.to_string())), "audit log: the scaler never did {needed:?}; saw {seen:?}");
     }
     for ns in [SERVED, DCGM_NS] {
@@ -544,8 +619,22 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
         &kube::api::ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects"),
     );
     so_api.get("llama-3-8b").await.expect("get the ScaledObject: granted");
-    assert!(is_forbidden(so_api.list(&ListParams::default()).await), "list ScaledObjects (only get)");
+    so_api.list(&ListParams::default()).await.expect("list ScaledObjects where it serves: granted (warm_namespaces)");
+    let so_unserved: Api<DynamicObject> = Api::namespaced_with(
+        sa.clone(),
+        UNSERVED,
+        &kube::api::ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects"),
+    );
+    assert!(is_forbidden(so_unserved.list(&ListParams::default()).await), "list ScaledObjects in {UNSERVED}");
     assert!(is_forbidden(so_api.delete("llama-3-8b", &Default::default()).await), "delete a ScaledObject");
+    // ConfigMaps: by name in its own namespace only; none in the namespaces it serves.
+    let own_cms: Api<ConfigMap> = Api::namespaced(sa.clone(), SA_NAMESPACE);
+    own_cms.get(&cm_name).await.expect("get its history ConfigMap: granted");
+    assert!(is_forbidden(own_cms.list(&ListParams::default()).await), "list ConfigMaps (only get by name)");
+    assert!(is_forbidden(own_cms.delete(&cm_name, &Default::default()).await), "delete its history ConfigMap");
+    let served_cms: Api<ConfigMap> = Api::namespaced(sa.clone(), SERVED);
+    assert!(is_forbidden(served_cms.get("anything").await), "get a ConfigMap where it serves");
+    assert!(is_forbidden(served_cms.create(&PostParams::default(), &ConfigMap::default()).await), "create a ConfigMap where it serves");
 
     for t in tasks {
         t.abort();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::{
     calibrate::{CalibrationState, Calibrator, CapacityMode, Reading, RestoreError},
     forecast::{self, ForecastMode, Forecaster, HistorySnapshot},
-    policy::{self, Decision, NoDecision, Outcome, PolicyConfig, Signal, SignalMap},
+    policy::{self, ColdStartSource, Decision, NoDecision, Outcome, PolicyConfig, Signal, SignalMap},
     signals::{FleetSignals, quantile},
 };
 use crate::read::vllm::PodSample;
@@ -50,6 +50,9 @@ pub struct Tick<'a, E> {
     pub calendar: Duration,
     /// Pods that exist but are not Ready (they count towards the current size).
     pub starting: u32,
+    /// Creation-to-Ready times of the Ready pods, where discovery knows them (the forecast
+    /// floor plans for their 90th percentile unless `coldStart` is set).
+    pub cold_starts: Vec<Duration>,
     /// Every Ready pod with what its scrape gave: a sample, or the failure (naming the cause).
     pub pods: Vec<(&'a str, Result<PodSample, E>)>,
     /// GPU activity (0..1) of the Ready pods it was found for.
@@ -75,6 +78,8 @@ pub struct Decider {
     /// How long after the first answer a signal without a value is still warming up (the
     /// latency window: after it, no value means no data, not "not yet").
     warmup: Duration,
+    /// The 90th percentile of the Ready pods' creation-to-Ready times, and over how many.
+    measured_cold_start: Option<(Duration, usize)>,
 }
 
 impl Decider {
@@ -98,6 +103,7 @@ impl Decider {
             first_answer: None,
             seen: SignalMap::default(),
             warmup: latency_window,
+            measured_cold_start: None,
         }
     }
 
@@ -148,7 +154,13 @@ impl Decider {
     /// Ends a tick: records what each Ready pod answered, forgets pods that are no longer
     /// Ready, and decides, unless no pod answered.
     pub fn tick<E: std::fmt::Display>(&mut self, tick: Tick<'_, E>) -> Result<Decision, TickError> {
-        let Tick { now, calendar, starting, pods, gpus } = tick;
+        let Tick { now, calendar, starting, cold_starts, pods, gpus } = tick;
+        if !cold_starts.is_empty() {
+            let mut c = cold_starts;
+            c.sort();
+            let p90 = c[((c.len() - 1) as f64 * 0.9).round() as usize];
+            self.measured_cold_start = Some((p90, c.len()));
+        }
         let ready: Vec<&str> = pods.iter().map(|(p, _)| *p).collect();
         let mut answered = 0usize;
         let mut first_error = None;
@@ -210,7 +222,13 @@ impl Decider {
             if let Some(t) = obs.totals.get(tokens).filter(|_| obs.reporting.get(tokens) == obs.ready_pods) {
                 f.observe(calendar, t);
             }
-            policy::apply_forecast_floor(&self.policy, &mut d, f.outlook());
+            let spec = &self.policy.forecast;
+            let (cold, from) = match self.measured_cold_start {
+                _ if spec.cold_start_given => (spec.cold_start, ColdStartSource::Key),
+                Some((c, pods)) => (c, ColdStartSource::Measured { pods }),
+                None => (spec.cold_start, ColdStartSource::Default),
+            };
+            policy::apply_forecast_floor(&self.policy, &mut d, f.outlook(), cold, from);
         }
         Ok(d)
     }
@@ -254,12 +272,14 @@ mod tests {
     #[test]
     fn a_tick_without_ready_pods_or_answers_is_no_decision_naming_why() {
         let mut d = Decider::new(PolicyConfig::default(), Duration::from_secs(60), 0.99);
-        let none: Tick<'_, String> = Tick { now: Duration::ZERO, calendar: Duration::ZERO, starting: 2, pods: vec![], gpus: vec![] };
+        let none: Tick<'_, String> =
+            Tick { now: Duration::ZERO, calendar: Duration::ZERO, starting: 2, cold_starts: vec![], pods: vec![], gpus: vec![] };
         assert_eq!(d.tick(none), Err(TickError::NoReadyPod { starting: 2 }));
         let failed = Tick {
             now: Duration::ZERO,
             calendar: Duration::ZERO,
             starting: 0,
+            cold_starts: vec![],
             pods: vec![("a", Err("timeout")), ("b", Err("status 500"))],
             gpus: vec![],
         };
@@ -276,6 +296,7 @@ mod tests {
             now: Duration::from_secs(5),
             calendar: Duration::from_secs(5),
             starting: 0,
+            cold_starts: vec![],
             pods: vec![("a", Ok(sample(40.0))), ("b", Ok(sample(40.0)))],
             gpus: vec![],
         };
@@ -284,6 +305,7 @@ mod tests {
             now: Duration::from_secs(10),
             calendar: Duration::from_secs(10),
             starting: 0,
+            cold_starts: vec![],
             pods: vec![("a", Ok(sample(40.0)))],
             gpus: vec![],
         };
@@ -311,6 +333,7 @@ mod tests {
                 now: Duration::from_secs(15 * u64::from(i)),
                 calendar: Duration::from_secs(15 * u64::from(i)),
                 starting: 0,
+                cold_starts: vec![],
                 pods: vec![("a", Ok(busy(60_000.0 * k, 300.0 * k, 3.0))), ("b", Ok(busy(60_000.0 * k, 300.0 * k, 3.0)))],
                 gpus: vec![],
             };
@@ -346,7 +369,7 @@ mod tests {
 
     fn ticked(now_s: u64, starting: u32, pods: Vec<(&str, PodSample)>) -> Tick<'_, String> {
         let now = Duration::from_secs(now_s);
-        Tick { now, calendar: now, starting, pods: pods.into_iter().map(|(n, s)| (n, Ok(s))).collect(), gpus: vec![] }
+        Tick { now, calendar: now, starting, cold_starts: vec![], pods: pods.into_iter().map(|(n, s)| (n, Ok(s))).collect(), gpus: vec![] }
     }
 
     #[test]
@@ -369,31 +392,53 @@ mod tests {
         assert!(late.warming_up.is_empty());
     }
 
-    /// A decider with `mode`, restored from two days of a flat 50,000 tokens/s.
-    fn forecasting(mode: ForecastMode) -> Decider {
+    /// A decider with `mode`, restored from `days` of 50,000 +- 20,000 tokens/s with a daily
+    /// period (a seasonal model forecasts it far better than "as 15 minutes ago").
+    fn forecasting(mode: ForecastMode, shape: impl Fn(u64) -> f32) -> Decider {
         let mut p = PolicyConfig::default();
         p.forecast.mode = mode;
         let mut d = Decider::new(p, Duration::from_secs(60), 0.99);
-        let snap = HistorySnapshot { version: HistorySnapshot::VERSION, bucket_s: 60, start: 0, values: vec![Some(50_000.0); 2880] };
+        let snap = HistorySnapshot {
+            version: HistorySnapshot::VERSION,
+            bucket_s: 60,
+            start: 0,
+            values: (0..2880).map(|m| Some(shape(m))).collect(),
+        };
         d.restore_history(&snap).unwrap();
         d
+    }
+
+    fn daily(m: u64) -> f32 {
+        (50_000.0 + 20_000.0 * (m as f64 / 1440.0 * std::f64::consts::TAU).sin()) as f32
     }
 
     #[test]
     fn the_forecast_floor_raises_the_decision_only_in_forecast_and_scale_mode() {
         let quiet = |_| PodSample { waiting: 0.0, kv_usage: Some(0.1), ..PodSample::default() };
         let at = 2880 * 60;
-        let mut scale = forecasting(ForecastMode::ForecastAndScale);
+        let mut scale = forecasting(ForecastMode::ForecastAndScale, daily);
         let dec = scale.tick(ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))])).unwrap();
         let f = dec.forecast.as_ref().unwrap();
-        // 50,000 tok/s x 1.5 / 10,500 = 7.14 -> 8.
-        assert_eq!((f.floor, f.bound, dec.desired_replicas), (Some(8), true, 8), "{}", dec.reason);
+        // ~50,600 tok/s over the next 7 minutes x 1.5 / 10,500 = 7.2 -> 8.
+        assert_eq!((f.floor, f.skilled, f.bound, dec.desired_replicas), (Some(8), true, true, 8), "{}", dec.reason);
         assert!(dec.reason.contains("= floor 8 (binds: 2 -> 8)"), "{}", dec.reason);
-        let mut only = forecasting(ForecastMode::ForecastOnly);
+        let mut only = forecasting(ForecastMode::ForecastOnly, daily);
         let dec = only.tick(ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))])).unwrap();
         let f = dec.forecast.as_ref().unwrap();
         assert_eq!((f.floor, f.bound, dec.desired_replicas), (Some(8), false, 2), "{}", dec.reason);
         assert!(dec.reason.contains("(forecast only: not acted on)"), "{}", dec.reason);
+        // Without coldStart, the floor plans for the Ready pods' measured cold start (p90).
+        let mut measured = forecasting(ForecastMode::ForecastAndScale, daily);
+        let mut t = ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))]);
+        t.cold_starts = vec![Duration::from_secs(100), Duration::from_secs(200), Duration::from_secs(400)];
+        let f = measured.tick(t).unwrap().forecast.unwrap();
+        assert_eq!((f.cold_start_s, f.cold_start_from, f.lead_s), (400, ColdStartSource::Measured { pods: 3 }, 700));
+        // A forecast without skill (a flat history: nothing beats "as 15 minutes ago") is shown, not acted on.
+        let mut flat = forecasting(ForecastMode::ForecastAndScale, |_| 50_000.0);
+        let dec = flat.tick(ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))])).unwrap();
+        let f = dec.forecast.as_ref().unwrap();
+        assert_eq!((f.floor, f.skilled, f.bound, dec.desired_replicas), (Some(8), false, false, 2), "{}", dec.reason);
+        assert!(dec.reason.contains("(no skill: MASE unknown >= 1, not acted on)"), "{}", dec.reason);
         // Off: no history, nothing to restore, nothing in the decision.
         let mut p = PolicyConfig::default();
         p.forecast.mode = ForecastMode::Off;
@@ -421,6 +466,7 @@ mod tests {
             now: Duration::from_secs(5),
             calendar: Duration::from_secs(5),
             starting: 0,
+            cold_starts: vec![],
             pods: vec![("a", Ok(sample(4.0)))],
             gpus: vec![],
         };

@@ -122,9 +122,12 @@ pub struct ForecastSpec {
     pub horizon: Duration,
     /// Seasons of the seasonal models.
     pub seasons: Seasons,
-    /// From asking for a replica to it being Ready.
+    /// From asking for a replica to it being Ready: the `coldStart` key's, else (when
+    /// `cold_start_given` is false) the default used until the pods' own are measured.
     #[serde(with = "secs")]
     pub cold_start: Duration,
+    /// Whether `cold_start` was set by the `coldStart` key (then it is used as given).
+    pub cold_start_given: bool,
     /// Margin on top of the cold start (AWS predictive scaling's scheduling buffer).
     #[serde(with = "secs")]
     pub buffer: Duration,
@@ -141,6 +144,7 @@ impl Default for ForecastSpec {
             horizon: Duration::from_secs(900),
             seasons: Seasons { daily: true, weekly: true },
             cold_start: Duration::from_secs(120),
+            cold_start_given: false,
             buffer: Duration::from_secs(300),
             level: 0.9,
         }
@@ -155,7 +159,12 @@ impl ForecastSpec {
 
     /// How far ahead the floor must hold: cold start + buffer, in buckets, at most the horizon.
     pub fn lead_buckets(&self) -> u64 {
-        (self.cold_start + self.buffer).as_secs().div_ceil(BUCKET_S).clamp(1, self.horizon_buckets())
+        self.lead_buckets_with(self.cold_start)
+    }
+
+    /// [`Self::lead_buckets`] with a measured `cold_start`.
+    pub fn lead_buckets_with(&self, cold_start: Duration) -> u64 {
+        (cold_start + self.buffer).as_secs().div_ceil(BUCKET_S).clamp(1, self.horizon_buckets())
     }
 }
 
@@ -426,6 +435,26 @@ pub struct HistorySnapshot {
 impl HistorySnapshot {
     /// The format written today.
     pub const VERSION: u32 = 1;
+
+    /// This history with `other`'s buckets filled in where this one has none (two scaler
+    /// replicas record the same fleet; one may have been down for part of it), over both spans,
+    /// the newest [`CAPACITY`] buckets kept. `other` in another format or bucket size is ignored.
+    pub fn merged_with(&self, other: &HistorySnapshot) -> HistorySnapshot {
+        if other.version != self.version || other.bucket_s != self.bucket_s || other.values.is_empty() {
+            return self.clone();
+        }
+        let end_of = |h: &HistorySnapshot| h.start + h.values.len() as u64;
+        let end = end_of(self).max(end_of(other));
+        let start = self.start.min(other.start).max(end.saturating_sub(CAPACITY as u64));
+        let at =
+            |h: &HistorySnapshot, b: u64| b.checked_sub(h.start).and_then(|i| h.values.get(usize::try_from(i).ok()?).copied().flatten());
+        HistorySnapshot {
+            version: self.version,
+            bucket_s: self.bucket_s,
+            start,
+            values: (start..end).map(|b| at(self, b).or_else(|| at(other, b))).collect(),
+        }
+    }
 }
 
 /// Why a persisted history was refused (nothing changes; the forecaster starts empty).
@@ -582,6 +611,18 @@ impl Forecaster {
     /// The error at the horizon of the forecast used (each minute, the chosen model's) since start.
     pub fn chosen_errors(&self) -> ErrorSummary {
         self.chosen_tally.summary()
+    }
+
+    /// Bytes this forecaster holds on the heap: its buffers' capacities times their element
+    /// sizes (history, scored forecasts, pending forecasts, the MSTL path), plus itself.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Self>()
+            + self.history.values.capacity() * size_of::<f32>()
+            + self.scores.iter().map(|s| s.pairs.capacity() * size_of::<(f32, f32, f32)>()).sum::<usize>()
+            + self.pending.capacity() * size_of::<(u64, [Option<f32>; 5], Option<f32>)>()
+            + self.mstl.as_ref().map_or(0, |m| m.path.capacity() * size_of::<f64>())
+            + self.latest.as_ref().map_or(0, |o| 3 * o.point.capacity() * size_of::<f64>())
     }
 
     /// The history to persist.
@@ -794,6 +835,18 @@ pub struct ModelError {
     pub since_start: ErrorSummary,
 }
 
+/// One MSTL refit on `snapshot` as the forecaster does it every 30 minutes (five-minute means of
+/// the last week, daily season, AutoETS trend), returning the five-minute path it forecasts
+/// over the next refit interval and `horizon_buckets`: what `benches/forecast.rs` times.
+pub fn mstl_refit(snapshot: &HistorySnapshot, horizon_buckets: u64) -> Option<Vec<f64>> {
+    let mut h = History::empty();
+    for (i, v) in snapshot.values.iter().enumerate() {
+        h.push(snapshot.start + i as u64, v.unwrap_or(f32::NAN));
+    }
+    let end = h.end() - h.end() % MSTL_STEP;
+    fit_mstl(&h, end, horizon_buckets + 1)
+}
+
 /// Fits MSTL (daily season) with an AutoETS trend to the five-minute means of the history before
 /// `end` (a multiple of five minutes), and forecasts far enough for `n` buckets after the next
 /// refit: five-minute means from `end` on. `None` with less than two days of points (STL needs two
@@ -922,6 +975,16 @@ mod tests {
         assert!(json.len() < 100_000, "{}", json.len());
         let back: HistorySnapshot = serde_json::from_str(&json).unwrap();
         assert_eq!(back.values.len(), live.history().values.len());
+    }
+
+    #[test]
+    fn two_replicas_histories_merge_into_one_with_neither_gap() {
+        let snap = |start: u64, values: Vec<Option<f32>>| HistorySnapshot { version: 1, bucket_s: 60, start, values };
+        let a = snap(10, vec![Some(1.0), None, Some(3.0)]);
+        let b = snap(11, vec![Some(20.0), Some(30.0), Some(40.0)]);
+        assert_eq!(a.merged_with(&b), snap(10, vec![Some(1.0), Some(20.0), Some(3.0), Some(40.0)]));
+        let foreign = HistorySnapshot { bucket_s: 300, ..b.clone() };
+        assert_eq!(a.merged_with(&foreign), a);
     }
 
     #[test]

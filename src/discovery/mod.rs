@@ -14,7 +14,7 @@ pub mod exporters;
 pub mod kube;
 pub mod source;
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 pub use exporters::Exporter;
 pub use kube::PodsError;
@@ -33,6 +33,10 @@ pub struct PodInfo {
     pub node: Option<String>,
     /// Where the pod is in its life.
     pub readiness: Readiness,
+    /// How long it took from creation to Ready (its `Ready` condition's last transition minus
+    /// its creation; a pod that flapped reads later), when known: the cold start the forecast
+    /// floor plans for, measured rather than configured.
+    pub ready_after: Option<Duration>,
 }
 
 /// Where a pod is in its life, as the scaler counts it: only a Ready pod is scraped, only a

@@ -68,6 +68,7 @@ impl FleetSource {
                         ip: Some(e.addr.ip()),
                         node: None,
                         readiness: Readiness::Ready,
+                        ready_after: None,
                     })
                     .collect();
                 let addrs = eps.iter().map(|e| (e.name.clone(), e.addr)).collect();
@@ -179,7 +180,14 @@ mod tests {
     }
 
     fn pod(name: &str, ip: &str, node: Option<&str>) -> PodInfo {
-        PodInfo { name: name.into(), namespace: "ai".into(), ip: ip.parse().ok(), node: node.map(Into::into), readiness: Readiness::Ready }
+        PodInfo {
+            name: name.into(),
+            namespace: "ai".into(),
+            ip: ip.parse().ok(),
+            node: node.map(Into::into),
+            readiness: Readiness::Ready,
+            ready_after: None,
+        }
     }
 
     fn in_process() -> Discovery {

@@ -16,6 +16,7 @@ use crate::{
     discovery::{Exporter, FleetSource, PodInfo},
     read::dcgm::DcgmExtractor,
     read::vllm::{PodSample, VllmExtractor},
+    run::history::Persistence,
     run::target::{Shared, Target},
     run::telemetry::PodLabels,
     spec::{GpuField, ScalerSpec},
@@ -27,6 +28,11 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
     async move {
         let spec = target.spec.clone();
         let mut decider = Decider::new(spec.policy.clone(), spec.latency.window, spec.latency.quantile);
+        let mut persistence =
+            shared.history.as_ref().map(|(store, every)| Persistence::new(store.clone(), &target.key.namespace, &target.key.name, *every));
+        if let Some(p) = &mut persistence {
+            p.restore(&mut decider).await;
+        }
         let mut known: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(shared.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -39,6 +45,12 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
             let started = Instant::now();
             tick(&shared, &target, &spec, &mut fleet, &mut decider, &mut known).await;
             shared.metrics.tick(&target.labels, started.elapsed().as_secs_f64());
+            if let Some(p) = &mut persistence {
+                p.maybe_save(&decider, calendar().as_secs()).await;
+            }
+        }
+        if let Some(p) = &mut persistence {
+            p.save(&decider, calendar().as_secs()).await;
         }
         for pod in known {
             shared.metrics.forget_pod(&PodLabels { namespace: target.key.namespace.clone(), scaledobject: target.key.name.clone(), pod });
@@ -46,6 +58,12 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
     }
     .instrument(span)
     .await
+}
+
+/// The forecaster's calendar, since the Unix epoch (a clock set before 1970 reads as 0, which
+/// the forecaster treats as older than any history: nothing is recorded rather than a wrong time).
+fn calendar() -> std::time::Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
 async fn tick(
@@ -72,9 +90,8 @@ async fn tick(
     let gpu_activity = scrape_gpus(shared, fleet, &ready).await;
     let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
     forget_departed(shared, target, &ready_names, known);
-    // The forecaster's calendar: a clock set before 1970 records no history rather than a wrong one.
-    let calendar = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let tick = Tick { now, calendar, starting, pods: results, gpus: gpu_activity };
+    let cold_starts = ready.iter().filter_map(|p| p.ready_after).collect();
+    let tick = Tick { now, calendar: calendar(), starting, cold_starts, pods: results, gpus: gpu_activity };
     match decider.tick(tick) {
         Ok(d) => publish(shared, target, d),
         Err(e) => {

@@ -17,6 +17,7 @@ use crate::{
     discovery::Discovery,
     fetch::scrape::Scraper,
     run::{
+        history_store::HistoryStore,
         store::DecisionStore,
         telemetry::{Metrics, TargetLabels},
     },
@@ -60,6 +61,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Time origin of the signal histories.
     pub origin: Instant,
+    /// Where learned state is persisted (`None`: not persisted), and how often.
+    pub history: Option<(HistoryStore, Duration)>,
 }
 
 /// Identity of one served ScaledObject trigger.

@@ -82,6 +82,27 @@ pub struct ServeFlags {
     #[arg(long, value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// Namespace of the ConfigMaps that keep each ScaledObject's demand history and learned
+    /// capacity across restarts and failover (the scaler's own; deploy/ sets it from the pod's
+    /// namespace) [default: none, nothing persisted].
+    #[arg(long, value_name = "NAMESPACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_namespace: Option<String>,
+    /// This scaler's address as ScaledObjects write it in `scalerAddress` (e.g.
+    /// llm-scaler.llm-scaler.svc.cluster.local:9090): with --warm-namespaces, every ScaledObject
+    /// naming it there is collected from start, before KEDA's first call [default: none].
+    #[arg(long, value_name = "HOST:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaler_address: Option<String>,
+    /// Namespaces whose ScaledObjects are watched to keep those naming --scaler-address warm
+    /// (the namespaces this scaler serves), comma-separated or repeated [default: none].
+    #[arg(long, value_name = "NAMESPACE", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warm_namespaces: Vec<String>,
+    /// How often each ScaledObject's history is written, e.g. 5m [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_interval: Option<String>,
     /// Largest /metrics body accepted, in bytes [default: 16777216].
     #[arg(long, value_name = "BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,6 +194,16 @@ pub struct Settings {
     /// A ScaledObject not asked about for this long stops being scraped.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// Namespace of the history ConfigMaps (`None`: nothing persisted).
+    pub history_namespace: Option<String>,
+    /// How often each ScaledObject's history is written.
+    #[serde(deserialize_with = "duration")]
+    pub history_interval: Duration,
+    /// This scaler's address as ScaledObjects name it (`scalerAddress`).
+    pub scaler_address: Option<String>,
+    /// Namespaces watched for ScaledObjects naming `scaler_address`, collected from start.
+    #[serde(deserialize_with = "string_or_list")]
+    pub warm_namespaces: Vec<String>,
     /// Largest `/metrics` body accepted.
     pub max_body_bytes: usize,
     /// Concurrent scrapes, process-wide.
@@ -220,6 +251,10 @@ impl Default for Settings {
             scrape_timeout: Duration::from_secs(3),
             stale_intervals: 3,
             idle_timeout: Duration::from_secs(600),
+            history_namespace: None,
+            history_interval: Duration::from_secs(300),
+            scaler_address: None,
+            warm_namespaces: Vec::new(),
             max_body_bytes: 16 << 20,
             scrape_concurrency: 256,
             per_scaledobject_concurrency: 64,
@@ -295,6 +330,17 @@ impl Settings {
         }
         if self.stale_intervals == 0 || self.scrape_concurrency == 0 || self.per_scaledobject_concurrency == 0 {
             return Err(ConfigError::Invalid("stale_intervals, scrape_concurrency and per_scaledobject_concurrency must be >= 1".into()));
+        }
+        if self.history_interval.is_zero() {
+            return Err(ConfigError::Invalid("history_interval must be > 0".into()));
+        }
+        if !self.warm_namespaces.is_empty() && (self.scaler_address.is_none() || !self.kube) {
+            return Err(ConfigError::Invalid(
+                "warm_namespaces keeps the ScaledObjects naming this scaler warm: it needs kube = true and scaler_address".into(),
+            ));
+        }
+        if self.history_namespace.is_some() && !self.kube {
+            return Err(ConfigError::Invalid("history_namespace keeps history in ConfigMaps: it needs kube = true".into()));
         }
         if !self.kube && !self.allow_static_endpoints {
             return Err(ConfigError::Invalid(

@@ -25,11 +25,16 @@ use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::{
-    discovery::{Discovery, kube::KubeDiscovery},
+    discovery::{
+        Discovery,
+        kube::{KubeDiscovery, scaled_objects::ScaledObjectWatch},
+    },
     fetch::scrape::{ScrapeConfig, Scraper},
     proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
     run::telemetry::Metrics,
     run::{
+        history_store::HistoryStore,
+        prewarm::Prewarm,
         registry::Registry,
         target::{CollectSettings, Shared},
     },
@@ -142,6 +147,9 @@ impl Server {
         });
 
         let grace = settings.shutdown_grace;
+        let (history_namespace, history_interval) = (settings.history_namespace.clone(), settings.history_interval);
+        let (scaler_address, warm_namespaces, scrape_interval) =
+            (settings.scaler_address.clone(), settings.warm_namespaces.clone(), settings.scrape_interval);
         let shared = move |discovery: Discovery| Shared {
             settings: CollectSettings {
                 interval: settings.scrape_interval,
@@ -154,11 +162,15 @@ impl Server {
             allow_static_endpoints: settings.allow_static_endpoints,
             namespace_access,
             dcgm_selector: settings.dcgm_selector.clone(),
-            discovery,
             scraper,
             limiter: Arc::new(tokio::sync::Semaphore::new(settings.scrape_concurrency)),
             metrics: metrics.clone(),
             origin: Instant::now(),
+            history: match (&discovery, &history_namespace) {
+                (Discovery::Kube(k), Some(ns)) => Some((HistoryStore::new(k.client().clone(), ns), history_interval)),
+                _ => None,
+            },
+            discovery,
         };
         let mut connect_stop = shutdown_rx.clone();
         let connect_cell = cell.clone();
@@ -183,7 +195,23 @@ impl Server {
                     }
                 }
             };
-            let _ = connect_cell.set(Arc::new(Registry::new(shared(discovery))));
+            let warm_kube = match (&discovery, &scaler_address) {
+                (Discovery::Kube(k), Some(address)) if !warm_namespaces.is_empty() => Some((k.client().clone(), address.clone())),
+                _ => None,
+            };
+            let registry = Arc::new(Registry::new(shared(discovery)));
+            let _ = connect_cell.set(registry.clone());
+            // Every ScaledObject naming this scaler is collected before health says SERVING, so
+            // a failover to this replica is answered from warm state.
+            let _prewarm = match warm_kube {
+                Some((client, address)) => {
+                    let watches = warm_namespaces.iter().map(|ns| ScaledObjectWatch::start(&client, ns)).collect();
+                    let mut p = Prewarm::new(registry, watches, address);
+                    p.first_round().await;
+                    Some(AbortOnDrop(tokio::spawn(p.run(scrape_interval))))
+                }
+                None => None,
+            };
             reporter.set_service_status("", ServingStatus::Serving).await;
             reporter.set_serving::<ExternalScalerServer<ScalerService>>().await;
             ready.store(true, Ordering::Relaxed);
@@ -243,5 +271,14 @@ impl Server {
                 Ok(())
             }
         }
+    }
+}
+
+/// Aborts the task when dropped (the prewarm loop ends with the connect task).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

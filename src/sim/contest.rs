@@ -3,14 +3,17 @@
 
 use std::time::Instant;
 
-use crate::sim::{
-    clairvoyant,
-    lineup::{Policy, PolicyKind},
-    pool,
-    report::PolicyResult,
-    scoreboard::{Entry, Role, Scoreboard},
-    search::smallest_static,
-    seeds::{Trial, Trials},
+use crate::{
+    decide::forecast::ErrorSummary,
+    sim::{
+        clairvoyant,
+        lineup::{Policy, PolicyKind},
+        pool,
+        report::{DeciderTrace, PolicyResult, SimReport},
+        scoreboard::{Entry, Role, Scoreboard},
+        search::smallest_static,
+        seeds::{Trial, Trials},
+    },
 };
 
 /// One policy of the line-up, as it will appear on the scoreboard.
@@ -121,7 +124,7 @@ pub fn run(plan: &Plan, trials: &Trials, status: Status<'_>) -> Scoreboard {
         }
     }
     let wall = started.elapsed().as_secs_f64();
-    let reports = trials
+    let reports: Vec<SimReport> = trials
         .seeds
         .iter()
         .enumerate()
@@ -131,10 +134,50 @@ pub fn run(plan: &Plan, trials: &Trials, status: Status<'_>) -> Scoreboard {
         })
         .collect();
     let seeds = trials.seeds.iter().map(|s| s.seed).collect();
+    notes.extend(forecast_notes(&reports));
     let mut board = Scoreboard::new(trials.criterion, seeds, entries, notes, reports);
     board.static_search = search;
     board.clairvoyant = bound;
     board
+}
+
+/// For each forecasting llm-scaler row: the error at the horizon of the forecast it used and of
+/// each model, over the replay (means over the seeds), and how often its floor bound.
+fn forecast_notes(reports: &[SimReport]) -> Vec<String> {
+    let Some(first) = reports.first() else { return Vec::new() };
+    let mut notes = Vec::new();
+    for (i, p) in first.policies.iter().enumerate() {
+        let traces: Vec<&DeciderTrace> = reports.iter().filter_map(|r| r.policies.get(i)?.decider.as_ref()).collect();
+        if traces.iter().all(|t| t.forecast_errors.is_empty()) {
+            continue;
+        }
+        let mean = |v: Vec<Option<f64>>| {
+            let v: Vec<f64> = v.into_iter().flatten().collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1} %", v * 100.0));
+        let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+        let used = |f: fn(&ErrorSummary) -> Option<f64>| mean(traces.iter().map(|t| t.chosen_errors.as_ref().and_then(f)).collect());
+        let mut parts = vec![format!("used sMAPE {} MASE {}", pct(used(|e| e.smape)), num(used(|e| e.mase)))];
+        for (k, m) in traces[0].forecast_errors.iter().enumerate() {
+            let of = |f: fn(&ErrorSummary) -> Option<f64>| {
+                mean(traces.iter().map(|t| t.forecast_errors.get(k).and_then(|e| f(&e.since_start))).collect())
+            };
+            parts.push(format!("{} {} / {}", m.model, pct(of(|e| e.smape)), num(of(|e| e.mase))));
+        }
+        let minutes: usize = traces.iter().map(|t| t.minutes.len()).sum();
+        let bound: usize = traces.iter().map(|t| t.minutes.iter().filter(|m| m.bound).count()).sum();
+        let forecasting: usize = traces.iter().map(|t| t.minutes.iter().filter(|m| m.floor.is_some()).count()).sum();
+        notes.push(format!(
+            "{}: forecast error at the horizon over the replay (sMAPE / MASE, mean of seeds): {}; a forecast in {:.1} % of \
+             minutes, its floor bound in {:.1} %",
+            p.name,
+            parts.join("; "),
+            100.0 * forecasting as f64 / minutes.max(1) as f64,
+            100.0 * bound as f64 / minutes.max(1) as f64
+        ));
+    }
+    notes
 }
 
 /// Every contender on every seed, in one batch of replays; per contender, results in seed order.

@@ -43,6 +43,8 @@ pub enum PodState {
 pub struct Pod {
     /// Pod name.
     pub name: String,
+    /// When it was created (asked for).
+    created_at: f64,
     /// When it becomes (or became) Ready.
     ready_at: f64,
     /// Private: the fleet keeps its index of Ready pods in step with it.
@@ -77,7 +79,14 @@ impl Pod {
                 PodState::Ready => Readiness::Ready,
                 PodState::Draining { .. } => Readiness::Terminating,
             },
+            ready_after: self.ready_after(),
         }
+    }
+
+    /// As Kubernetes reports it: creation to Ready, for a Ready pod that had a cold start.
+    pub fn ready_after(&self) -> Option<std::time::Duration> {
+        (self.state == PodState::Ready && self.ready_at > self.created_at)
+            .then(|| std::time::Duration::from_secs_f64(self.ready_at - self.created_at))
     }
 }
 
@@ -198,7 +207,17 @@ impl<'c> Fleet<'c> {
             })
             .collect();
         let state = if ready_at <= now { PodState::Ready } else { PodState::Starting };
-        self.pods.push(Pod { name, ready_at, state, replica: Replica::new(&self.cfg.profile, now), gpus, busy_prev: 0.0, duty: 0.0, node });
+        self.pods.push(Pod {
+            name,
+            created_at: now,
+            ready_at,
+            state,
+            replica: Replica::new(&self.cfg.profile, now),
+            gpus,
+            busy_prev: 0.0,
+            duty: 0.0,
+            node,
+        });
         self.reindex();
     }
 

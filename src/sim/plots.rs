@@ -4,7 +4,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::sim::report::SimReport;
+use crate::sim::report::{PolicyResult, SimReport};
 
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -19,14 +19,70 @@ const COLORS: [RGBColor; 8] = [
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Writes `replicas.svg`, `latency.svg` and `cost_slo.svg` into `dir`.
+/// Writes `replicas.svg`, `latency.svg` and `cost_slo.svg` into `dir`, and `forecast.svg` when
+/// a policy forecast.
 pub fn write_all(r: &SimReport, dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let files = [dir.join("replicas.svg"), dir.join("latency.svg"), dir.join("cost_slo.svg")];
+    let mut files = vec![dir.join("replicas.svg"), dir.join("latency.svg"), dir.join("cost_slo.svg")];
     replicas(r, &files[0]).map_err(|e| format!("{}: {e}", files[0].display()))?;
     latency(r, &files[1]).map_err(|e| format!("{}: {e}", files[1].display()))?;
     cost_slo(r, &files[2]).map_err(|e| format!("{}: {e}", files[2].display()))?;
-    Ok(files.to_vec())
+    let forecasting = r.policies.iter().find(|p| p.decider.as_ref().is_some_and(|t| t.minutes.iter().any(|m| m.forecast.is_some())));
+    if let Some(p) = forecasting {
+        let f = dir.join("forecast.svg");
+        forecast(p, &f).map_err(|e| format!("{}: {e}", f.display()))?;
+        files.push(f);
+    }
+    Ok(files)
+}
+
+/// The demand the decider read against its forecast of it (drawn at the minute it was for) and
+/// the upper bound the floor used: the whole run above, its first 48 hours below.
+fn forecast(p: &PolicyResult, path: &Path) -> PlotResult {
+    let Some(t) = &p.decider else { return Ok(()) };
+    let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let lead_h = t.lead_s as f64 / 3600.0;
+    let h = |s: f64| s / 3600.0;
+    let demand: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((h(m.t), m.demand? / 1000.0))).collect();
+    let point: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((h(m.t) + lead_h, m.forecast? / 1000.0))).collect();
+    let upper: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((h(m.t) + lead_h, m.upper? / 1000.0))).collect();
+    let end = t.minutes.last().map_or(1.0, |m| h(m.t) + lead_h);
+    let ymax = demand.iter().chain(&upper).map(|p| p.1).fold(1.0, f64::max) * 1.05;
+    let panels = root.split_evenly((2, 1));
+    for (panel, (to, title)) in panels.iter().zip([
+        (end, format!("{}: demand vs its forecast {:.0} min ahead (whole run)", p.name, t.lead_s as f64 / 60.0)),
+        (end.min(48.0), "first 48 hours".to_string()),
+    ]) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..to, 0.0..ymax)?;
+        chart.configure_mesh().x_desc("hours").y_desc("thousand tokens/s").x_labels(((to / 24.0).ceil() as usize + 1).max(8)).draw()?;
+        let within = |v: &[(f64, f64)]| v.iter().copied().filter(|(x, _)| *x <= to).collect::<Vec<_>>();
+        chart
+            .draw_series(LineSeries::new(within(&upper), COLORS[0].mix(0.45).stroke_width(1)))?
+            .label("upper bound (peak to lead)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], COLORS[0].mix(0.45)));
+        chart
+            .draw_series(LineSeries::new(within(&point), COLORS[0].stroke_width(1)))?
+            .label("forecast")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], COLORS[0]));
+        chart
+            .draw_series(LineSeries::new(within(&demand), BLACK.stroke_width(1)))?
+            .label("demand read")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 fn hours(r: &SimReport) -> (f64, f64) {

@@ -104,6 +104,8 @@ pub struct DeciderTrace {
     pub forecast_errors: Vec<ModelError>,
     /// The error of the forecast used (each minute the chosen model's) over the replay.
     pub chosen_errors: Option<ErrorSummary>,
+    /// How far ahead each minute's `forecast` is (cold start + buffer, at most the horizon).
+    pub lead_s: u64,
 }
 
 /// One minute of a [`DeciderTrace`].

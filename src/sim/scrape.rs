@@ -142,10 +142,12 @@ impl Source {
     pub fn trace(&self) -> Option<DeciderTrace> {
         let Source::LlmScaler { decider, minutes, .. } = self else { return None };
         let f = decider.forecaster();
+        let spec = &decider.policy().forecast;
         Some(DeciderTrace {
             minutes: minutes.clone(),
             forecast_errors: f.map(|f| f.errors()).unwrap_or_default(),
             chosen_errors: f.map(|f| f.chosen_errors()),
+            lead_s: spec.lead_buckets() * crate::decide::forecast::BUCKET_S,
         })
     }
 
@@ -206,6 +208,7 @@ impl Source {
                     // As production's discovery counts them: every pod listed but not
                     // scraped (starting, and draining ones, which are being deleted).
                     starting: fleet.starting(),
+                    cold_starts: fleet.ready_pods().filter_map(|p| p.ready_after()).collect(),
                     gpus: names.iter().zip(&readings).filter_map(|(name, (_, g))| g.map(|g| (*name, g))).collect(),
                     pods: names.iter().zip(readings).map(|(name, (sample, _))| (*name, sample)).collect(),
                 };

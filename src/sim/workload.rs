@@ -195,12 +195,15 @@ impl RateCurve {
     }
 
     /// A synthetic pattern sampled in `step_s` windows over `duration_s`:
-    /// `step:LOW:HIGH:AT`, `ramp:FROM:TO`, `sine:MEAN:AMPLITUDE:PERIOD`, `spike:BASE:PEAK:AT:WIDTH`
-    /// (rates in req/s, times in seconds).
+    /// `step:LOW:HIGH:AT`, `ramp:FROM:TO`, `sine:MEAN:AMPLITUDE:PERIOD`, `spike:BASE:PEAK:AT:WIDTH`,
+    /// `workday:LOW:HIGH:START_H:END_H:RAMP` (every day: LOW, a linear ramp of RAMP seconds to
+    /// HIGH at hour START_H, back down at END_H; the recurring steep ramp a forecast can see
+    /// coming) (rates in req/s, times in seconds).
     pub fn synthetic(pattern: &str, duration_s: f64, step_s: f64) -> Result<Self, WorkloadError> {
         let bad = || {
             WorkloadError::Invalid(format!(
-                "pattern \"{pattern}\": expected step:LOW:HIGH:AT, ramp:FROM:TO, sine:MEAN:AMPLITUDE:PERIOD or spike:BASE:PEAK:AT:WIDTH"
+                "pattern \"{pattern}\": expected step:LOW:HIGH:AT, ramp:FROM:TO, sine:MEAN:AMPLITUDE:PERIOD, spike:BASE:PEAK:AT:WIDTH \
+                 or workday:LOW:HIGH:START_H:END_H:RAMP"
             ))
         };
         let mut it = pattern.split(':');
@@ -213,6 +216,24 @@ impl RateCurve {
                 Box::new(move |t| (mean + amp * (2.0 * std::f64::consts::PI * t / period).sin()).max(0.0))
             }
             ("spike", &[base, peak, at, width]) => Box::new(move |t| if t >= at && t < at + width { peak } else { base }),
+            ("workday", &[lo, hi, start_h, end_h, ramp])
+                if (0.0..24.0).contains(&start_h) && start_h < end_h && end_h <= 24.0 && ramp > 0.0 =>
+            {
+                Box::new(move |t| {
+                    let s = t.rem_euclid(86_400.0);
+                    let (up, down) = (start_h * 3600.0, end_h * 3600.0);
+                    let share = if s < up || s >= down + ramp {
+                        0.0
+                    } else if s < up + ramp {
+                        (s - up) / ramp
+                    } else if s < down {
+                        1.0
+                    } else {
+                        1.0 - (s - down) / ramp
+                    };
+                    lo + (hi - lo) * share
+                })
+            }
             _ => return Err(bad()),
         };
         if !(duration_s > 0.0 && step_s > 0.0) {
@@ -560,6 +581,19 @@ mod tests {
         let mut f = std::fs::File::create(&dir).unwrap();
         f.write_all(body.as_bytes()).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_workday_pattern_ramps_up_and_down_at_the_same_hours_every_day() {
+        let c = RateCurve::synthetic("workday:2:8:9:18:600", 2.0 * 86_400.0, 60.0).unwrap();
+        let at = |t: f64| c.windows.iter().find(|w| w.0 <= t && t < w.0 + w.1).unwrap().2;
+        for day in [0.0, 86_400.0] {
+            assert_eq!(at(day + 3600.0), 2.0);
+            assert!((at(day + 9.0 * 3600.0 + 300.0) - 5.0).abs() < 0.6, "half way up the ramp");
+            assert_eq!(at(day + 12.0 * 3600.0), 8.0);
+            assert_eq!(at(day + 20.0 * 3600.0), 2.0);
+        }
+        assert!(RateCurve::synthetic("workday:2:8:18:9:600", 86_400.0, 60.0).is_err(), "end before start");
     }
 
     #[test]

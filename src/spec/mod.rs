@@ -773,6 +773,7 @@ impl ScalerSpec {
         let span = |v: &str| humantime::parse_duration(v).ok().filter(|d| d.as_secs() <= 3600);
         if let Some(c) = m.parse("coldStart", "a duration up to 1h, such as 120s or 5m", |v| span(v).filter(|d| !d.is_zero()))? {
             f.cold_start = c;
+            f.cold_start_given = true;
         }
         if let Some(b) = m.parse("schedulingBuffer", "a duration up to 1h, such as 300s or 0s", span)? {
             f.buffer = b;

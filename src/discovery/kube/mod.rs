@@ -6,6 +6,8 @@
 //! * `watch`: a watch-backed cache of the pods matching a selector, shared by every caller
 //!   asking for the same `(namespace, selector)`. Reading it is a memory read.
 //! * `selector`: a `LabelSelector` rendered as the string the list and watch calls take.
+//! * `scaled_objects`: the ScaledObjects naming this scaler, watched to collect them before
+//!   KEDA's first call.
 //!
 //! [`KubeDiscovery`] holds the client and the shared watches, and is the entry point;
 //! [`KubeFleet`] is one ScaledObject's use of it (which selector, re-resolved when, its watch).
@@ -15,6 +17,7 @@ mod fleet;
 #[cfg(test)]
 mod mock_api;
 mod scale_target;
+pub mod scaled_objects;
 mod selector;
 mod watch;
 
@@ -60,6 +63,11 @@ impl KubeDiscovery {
         let discovery = Self::from_client(client);
         discovery.ping().await?;
         Ok(discovery)
+    }
+
+    /// The client (the history store writes through it).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Wraps an existing client (tests, or a client configured elsewhere). Does no I/O.

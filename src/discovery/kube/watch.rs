@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -176,17 +177,21 @@ pub fn pod_info(pod: &Pod) -> Option<PodInfo> {
     let status = pod.status.as_ref();
     let ip = status.and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<IpAddr>().ok());
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let ready_condition = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|conds| conds.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True");
+    let ready = status.and_then(|s| s.conditions.as_ref()).and_then(|conds| conds.iter().find(|c| c.type_ == "Ready"));
+    let ready_condition = ready.is_some_and(|c| c.status == "True");
+    // Creation to the Ready transition; a clock skew that puts it before creation reads as unknown.
+    let ready_after = ready.filter(|_| ready_condition).and_then(|c| {
+        let (created, became) = (pod.metadata.creation_timestamp.as_ref()?, c.last_transition_time.as_ref()?);
+        let secs = became.0.as_second().checked_sub(created.0.as_second())?;
+        u64::try_from(secs).ok().map(Duration::from_secs)
+    });
     let deleting = pod.metadata.deletion_timestamp.is_some();
     let readiness = match (deleting, ready_condition) {
         (true, _) => Readiness::Terminating,
         (false, true) => Readiness::Ready,
         (false, false) => Readiness::Starting,
     };
-    Some(PodInfo { name, namespace, ip, node, readiness })
+    Some(PodInfo { name, namespace, ip, node, readiness, ready_after })
 }
 
 #[cfg(test)]
@@ -212,6 +217,17 @@ mod tests {
     }
 
     #[test]
+    fn a_ready_pod_reports_how_long_it_took_from_creation_to_ready() {
+        let mut p = pod("a", Some("True"), Some("10.0.0.7"));
+        let at = |s: i64| Time(k8s_openapi::jiff::Timestamp::from_second(s).expect("timestamp"));
+        p.metadata.creation_timestamp = Some(at(1_000));
+        p.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_transition_time = Some(at(1_095));
+        assert_eq!(pod_info(&p).unwrap().ready_after, Some(Duration::from_secs(95)));
+        p.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "False".into();
+        assert_eq!(pod_info(&p).unwrap().ready_after, None, "not Ready: nothing measured");
+    }
+
+    #[test]
     fn pod_info_ready() {
         let info = pod_info(&pod("a", Some("True"), Some("10.0.0.7"))).expect("pod info");
         assert_eq!(
@@ -222,6 +238,7 @@ mod tests {
                 ip: Some("10.0.0.7".parse().expect("ip")),
                 node: Some("node-1".into()),
                 readiness: Readiness::Ready,
+                ready_after: None,
             }
         );
         assert!(info.scrapeable().is_some());
