@@ -382,14 +382,26 @@ pub struct Outlook {
 }
 
 impl Outlook {
-    /// The upper bound's peak over the first `buckets` minutes ahead (the current one included)
-    /// and the point forecast at the last of them.
-    pub fn peak_upper(&self, buckets: u64) -> (f64, f64) {
+    /// Over the first `buckets` minutes ahead (the current one included): the upper bound's
+    /// peak, and the point forecast and lower bound at the last of them.
+    pub fn ahead(&self, buckets: u64) -> Ahead {
         let n = usize::try_from(buckets).unwrap_or(usize::MAX).saturating_add(1).min(self.upper.len());
-        let peak = self.upper[..n].iter().copied().fold(0.0, f64::max);
-        (peak, self.point.get(n.saturating_sub(1)).copied().unwrap_or(0.0))
+        let at = |v: &[f64]| v.get(n.saturating_sub(1)).copied().unwrap_or(0.0);
+        Ahead { peak_upper: self.upper[..n].iter().copied().fold(0.0, f64::max), point: at(&self.point), lower: at(&self.lower) }
     }
 }
+
+/// What the floor reads of an [`Outlook`] (see [`Outlook::ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ahead {
+    /// The upper bound's peak from now to the lead.
+    pub peak_upper: f64,
+    /// The point forecast at the lead.
+    pub point: f64,
+    /// The lower bound at the lead.
+    pub lower: f64,
+}
+
 
 /// Why there is no forecast now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -1026,8 +1038,8 @@ mod tests {
             mase: None,
             scored: 60,
         };
-        assert_eq!(o.peak_upper(1), (9.0, 2.0));
-        assert_eq!(o.peak_upper(10), (9.0, 3.0));
+        assert_eq!(o.ahead(1), Ahead { peak_upper: 9.0, point: 2.0, lower: 0.0 });
+        assert_eq!(o.ahead(10), Ahead { peak_upper: 9.0, point: 3.0, lower: 0.0 });
     }
 
     #[test]

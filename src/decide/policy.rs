@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{
     decide::{
         calibrate::{CapacityMode, CapacityReport},
-        forecast::{ForecastMode, ForecastSpec, Model, NoForecast, Outlook},
+        forecast::{Ahead, ForecastMode, ForecastSpec, Model, NoForecast, Outlook},
     },
     read::vllm::HistogramSnapshot,
 };
@@ -567,6 +567,8 @@ pub struct FloorReport {
     pub model: Option<Model>,
     /// Forecast demand at `lead_s` ahead, tokens/s.
     pub point: Option<f64>,
+    /// The interval's lower bound there, tokens/s.
+    pub lower: Option<f64>,
     /// Peak of the interval's upper bound from now to `lead_s` ahead, tokens/s.
     pub upper: Option<f64>,
     /// The model's recent sMAPE at the horizon (0..2; x 100 for the usual percentage).
@@ -611,6 +613,7 @@ pub fn apply_forecast_floor(
         lead_s: (cold_start + spec.buffer).as_secs().min(spec.horizon.as_secs()),
         model: None,
         point: None,
+        lower: None,
         upper: None,
         smape: None,
         mase: None,
@@ -625,11 +628,12 @@ pub fn apply_forecast_floor(
             let _ = write!(d.reason, "; forecast: {why}");
         }
         Ok(o) => {
-            let (upper, point) = o.peak_upper(lead);
+            let Ahead { peak_upper: upper, point, lower } = o.ahead(lead);
             let target = cfg.targets.get(Signal::TokensPerSecond);
             let (floor, _) = clamp(cfg, upper * cfg.peak_factor / target);
             r.model = Some(o.model);
             r.point = Some(point);
+            r.lower = Some(lower);
             r.upper = Some(upper);
             r.smape = Some(o.smape);
             r.mase = o.mase;
