@@ -640,3 +640,41 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
         t.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_store_refuses_a_stale_write_and_a_foreign_state_as_the_service_account() {
+    use llm_scaler::{
+        decide::forecast::HistorySnapshot,
+        run::history_store::{HistoryStore, SavedState, StoreError},
+    };
+    let c = cluster().await;
+    apply_everything(&c).await;
+    let sa = c.client_for(&service_account_user(SA_NAMESPACE, SA_NAME)).await;
+    let store = HistoryStore::new(sa, SA_NAMESPACE);
+    let snap =
+        |v: f32| HistorySnapshot { version: HistorySnapshot::VERSION, bucket_s: 60, start: 100, values: vec![Some(v), None, Some(v)] };
+    let state = |v: f32| SavedState { scaled_object: format!("{SERVED}/llama"), saved_at_s: 1, history: Some(snap(v)), capacity: None };
+    assert!(store.load(SERVED, "llama").await.unwrap().is_none(), "nothing saved yet");
+    let v1 = store.save(&state(1.0), None).await.expect("create");
+    let v2 = store.save(&state(2.0), Some(&v1)).await.expect("replace at the version just written");
+    assert_ne!(v1, v2);
+    // Another replica still holding v1 loses the race instead of overwriting.
+    match store.save(&state(3.0), Some(&v1)).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("a stale write must be a conflict: {other:?}"),
+    }
+    let loaded = store.load(SERVED, "llama").await.unwrap().expect("saved");
+    assert_eq!((loaded.state, loaded.resource_version), (state(2.0), v2.clone()));
+    // A ConfigMap of that name holding another ScaledObject's state is refused, not read.
+    let mut foreign = state(4.0);
+    foreign.scaled_object = format!("{SERVED}/other");
+    let admin = c.admin_client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(admin, SA_NAMESPACE);
+    let mut cm = cms.get(&HistoryStore::config_map_name(SERVED, "llama")).await.unwrap();
+    cm.data.as_mut().unwrap().insert("state.json".into(), serde_json::to_string(&foreign).unwrap());
+    cms.replace(&HistoryStore::config_map_name(SERVED, "llama"), &PostParams::default(), &cm).await.unwrap();
+    match store.load(SERVED, "llama").await {
+        Err(StoreError::Foreign { problem, .. }) => assert!(problem.contains("not ai-inference/llama"), "{problem}"),
+        other => panic!("a foreign state must be refused: {other:?}"),
+    }
+}

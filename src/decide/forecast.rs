@@ -402,7 +402,6 @@ pub struct Ahead {
     pub lower: f64,
 }
 
-
 /// Why there is no forecast now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(rename_all = "snake_case", tag = "kind")]
