@@ -42,12 +42,13 @@ fn forecast(p: &PolicyResult, path: &Path) -> PlotResult {
     let Some(t) = &p.decider else { return Ok(()) };
     let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
     root.fill(&WHITE)?;
-    let lead_h = t.lead_s as f64 / 3600.0;
     let h = |s: f64| s / 3600.0;
+    // Each forecast is drawn at the minute it was for: its own lead after it was made.
+    let ahead = |m: &crate::sim::report::DeciderMinute| h(m.t + m.lead_s.unwrap_or(0) as f64);
     let demand: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((h(m.t), m.demand? / 1000.0))).collect();
-    let point: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((h(m.t) + lead_h, m.forecast? / 1000.0))).collect();
-    let upper: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((h(m.t) + lead_h, m.upper? / 1000.0))).collect();
-    let end = t.minutes.last().map_or(1.0, |m| h(m.t) + lead_h);
+    let point: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((ahead(m), m.forecast? / 1000.0))).collect();
+    let upper: Vec<(f64, f64)> = t.minutes.iter().filter_map(|m| Some((ahead(m), m.upper? / 1000.0))).collect();
+    let end = t.minutes.last().map_or(1.0, ahead);
     let ymax = demand.iter().chain(&upper).map(|p| p.1).fold(1.0, f64::max) * 1.05;
     let panels = root.split_evenly((2, 1));
     for (panel, (to, title)) in panels.iter().zip([

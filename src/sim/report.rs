@@ -104,7 +104,8 @@ pub struct DeciderTrace {
     pub forecast_errors: Vec<ModelError>,
     /// The error of the forecast used (each minute the chosen model's) over the replay.
     pub chosen_errors: Option<ErrorSummary>,
-    /// How far ahead each minute's `forecast` is (cold start + buffer, at most the horizon).
+    /// How far ahead the last minute's `forecast` was (cold start + buffer, at most the
+    /// horizon; each minute carries its own).
     pub lead_s: u64,
 }
 
@@ -121,6 +122,8 @@ pub struct DeciderMinute {
     pub capacity: Option<f64>,
     /// The forecast's point at the floor's lead, tokens/s.
     pub forecast: Option<f64>,
+    /// That lead, seconds (the measured cold start + buffer, at most the horizon).
+    pub lead_s: Option<u64>,
     /// The upper bound's peak to the lead, tokens/s.
     pub upper: Option<f64>,
     /// The floor in replicas.

@@ -142,12 +142,11 @@ impl Source {
     pub fn trace(&self) -> Option<DeciderTrace> {
         let Source::LlmScaler { decider, minutes, .. } = self else { return None };
         let f = decider.forecaster();
-        let spec = &decider.policy().forecast;
         Some(DeciderTrace {
             minutes: minutes.clone(),
             forecast_errors: f.map(|f| f.errors()).unwrap_or_default(),
             chosen_errors: f.map(|f| f.chosen_errors()),
-            lead_s: spec.lead_buckets() * crate::decide::forecast::BUCKET_S,
+            lead_s: minutes.iter().rev().find_map(|m| m.lead_s).unwrap_or(0),
         })
     }
 
@@ -226,6 +225,7 @@ impl Source {
                             demand: tokens.filter(|r| r.reporting_pods == d.ready_pods).and_then(|r| r.raw),
                             capacity: d.capacity.as_ref().map(|c| c.learned),
                             forecast: f.and_then(|f| f.point),
+                            lead_s: f.map(|f| f.lead_s),
                             upper: f.and_then(|f| f.upper),
                             floor: f.and_then(|f| f.floor),
                             bound: f.is_some_and(|f| f.bound),
