@@ -112,6 +112,28 @@ impl Decider {
         self.forecaster.as_ref()
     }
 
+    /// The forecast configuration (`None` with `forecastMode: off`): to restore a history into
+    /// a [`Forecaster`] away from the decider (a week's restore takes seconds of CPU).
+    pub fn forecast_spec(&self) -> Option<&forecast::ForecastSpec> {
+        self.forecaster.as_ref().map(Forecaster::spec)
+    }
+
+    /// Takes a forecaster restored elsewhere; refused when the forecast is off, its
+    /// configuration differs from this decider's, or this decider has recorded history already.
+    pub fn install_forecaster(&mut self, f: Forecaster) -> Result<(), forecast::RestoreError> {
+        match &mut self.forecaster {
+            None => Err(forecast::RestoreError::Off),
+            Some(own) if own.spec() != f.spec() => Err(forecast::RestoreError::OtherSpec),
+            Some(own) if own.history().end() > 0 => {
+                Err(forecast::RestoreError::Ahead { snapshot: f.history().end(), own: own.history().end() })
+            }
+            Some(own) => {
+                *own = f;
+                Ok(())
+            }
+        }
+    }
+
     /// The demand history to persist (`None` with `forecastMode: off`).
     pub fn history_snapshot(&self) -> Option<HistorySnapshot> {
         self.forecaster.as_ref().map(Forecaster::snapshot)
@@ -445,6 +467,20 @@ mod tests {
         let mut off = Decider::new(p, Duration::from_secs(60), 0.99);
         assert_eq!(off.restore_history(&only.history_snapshot().unwrap()), Err(forecast::RestoreError::Off));
         assert_eq!(off.tick(ticked(at, 0, vec![("a", quiet(0))])).unwrap().forecast, None);
+    }
+
+    #[test]
+    fn a_forecaster_restored_off_the_decider_is_taken_only_with_the_same_configuration() {
+        let d = forecasting(ForecastMode::ForecastAndScale, daily);
+        let snap = d.history_snapshot().unwrap();
+        let spec = d.forecast_spec().unwrap().clone();
+        let mut fresh = Decider::new(d.policy().clone(), Duration::from_secs(60), 0.99);
+        let mut f = Forecaster::new(spec.clone());
+        f.restore(&snap).unwrap();
+        fresh.install_forecaster(f).unwrap();
+        assert_eq!(fresh.history_snapshot(), Some(snap.clone()));
+        let other = Forecaster::new(forecast::ForecastSpec { horizon: Duration::from_secs(1800), ..spec });
+        assert_eq!(fresh.install_forecaster(other), Err(forecast::RestoreError::OtherSpec));
     }
 
     #[test]

@@ -474,6 +474,9 @@ pub enum RestoreError {
     /// This ScaledObject does not forecast (`forecastMode: off`).
     #[error("forecastMode is off: no history is kept")]
     Off,
+    /// A forecaster restored with another configuration.
+    #[error("restored with another forecast configuration")]
+    OtherSpec,
     /// Another format.
     #[error("history format version {0}, this scaler reads {v}", v = HistorySnapshot::VERSION)]
     Version(u32),

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::{
-    decide::Decider,
+    decide::{Decider, calibrate::CalibrationState, forecast::Forecaster},
     run::history_store::{HistoryStore, SavedState, StoreError},
 };
 
@@ -38,27 +38,39 @@ impl Persistence {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// Loads the saved state into `decider`. A missing ConfigMap is a first start; a foreign or
-    /// bad one is ignored (logged, and overwritten at the next write); an API failure leaves
-    /// the decider cold.
+    /// Loads the saved state into `decider` and gives it back. A missing ConfigMap is a first
+    /// start; a foreign or bad one is ignored (logged, and overwritten at the next write); an API
+    /// failure leaves the decider cold. Restoring a week backtests every model over its last day
+    /// (~3 s of CPU, `benches/forecast.rs`), so it runs on the blocking pool, not on a runtime
+    /// worker that other ScaledObjects' ticks and KEDA's calls share.
     pub async fn restore(&mut self, decider: &mut Decider) {
         let cm = HistoryStore::config_map_name(&self.namespace, &self.name);
         match self.store.load(&self.namespace, &self.name).await {
             Ok(None) => info!(configmap = %cm, "no saved history: starting cold"),
             Ok(Some(loaded)) => {
                 self.version = Some(loaded.resource_version);
-                if let Some(h) = &loaded.state.history {
-                    match decider.restore_history(h) {
-                        Ok(()) => info!(configmap = %cm, buckets = h.values.len(), "demand history restored"),
-                        Err(e) => warn!(configmap = %cm, reason = %e, "saved demand history ignored"),
+                if let Some(h) = loaded.state.history {
+                    let buckets = h.values.len();
+                    let Some(spec) = decider.forecast_spec().cloned() else {
+                        info!(configmap = %cm, "forecastMode is off: saved demand history not used");
+                        return self.restore_capacity(decider, loaded.state.capacity, &cm);
+                    };
+                    let restored = tokio::task::spawn_blocking(move || {
+                        let mut f = Forecaster::new(spec);
+                        f.restore(&h).map(|()| f)
+                    })
+                    .await;
+                    match restored {
+                        Ok(Ok(f)) => match decider.install_forecaster(f) {
+                            Ok(()) => info!(configmap = %cm, buckets, "demand history restored"),
+                            Err(e) => warn!(configmap = %cm, reason = %e, "saved demand history ignored"),
+                        },
+                        Ok(Err(e)) => warn!(configmap = %cm, reason = %e, "saved demand history ignored"),
+                        // Only a panic in the forecaster gets here.
+                        Err(e) => warn!(configmap = %cm, error = %e, "restoring the demand history failed: starting cold"),
                     }
                 }
-                if let Some(c) = loaded.state.capacity {
-                    match decider.restore_capacity(c) {
-                        Ok(()) => info!(configmap = %cm, capacity = ?decider.learned_capacity(), "learned capacity restored"),
-                        Err(e) => warn!(configmap = %cm, reason = %e, "saved learned capacity ignored"),
-                    }
-                }
+                self.restore_capacity(decider, loaded.state.capacity, &cm);
             }
             Err(StoreError::Foreign { name, problem }) => {
                 // Overwritten at the next write: its version is needed for that.
@@ -69,6 +81,15 @@ impl Persistence {
                 }
             }
             Err(e) => warn!(configmap = %cm, error = %e, "cannot read saved state: starting cold"),
+        }
+    }
+
+    fn restore_capacity(&self, decider: &mut Decider, capacity: Option<CalibrationState>, cm: &str) {
+        if let Some(c) = capacity {
+            match decider.restore_capacity(c) {
+                Ok(()) => info!(configmap = %cm, capacity = ?decider.learned_capacity(), "learned capacity restored"),
+                Err(e) => warn!(configmap = %cm, reason = %e, "saved learned capacity ignored"),
+            }
         }
     }
 
