@@ -16,6 +16,9 @@ use super::{
 };
 use crate::read::vllm::PodSample;
 
+/// The longest measured cold start the forecast floor plans for.
+const MAX_COLD_START: Duration = Duration::from_secs(3600);
+
 /// Why a tick produced no decision. The caller serves the previous decision until it goes
 /// stale, then answers `UNAVAILABLE`: never a zero.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -102,7 +105,9 @@ impl Decider {
             forecaster,
             first_answer: None,
             seen: SignalMap::default(),
-            warmup: latency_window,
+            // The first values come after two scrapes; a long latency window must not hold a
+            // needed scale-down for its whole length after every restart.
+            warmup: latency_window.min(Duration::from_secs(60)),
             measured_cold_start: None,
         }
     }
@@ -124,9 +129,7 @@ impl Decider {
         match &mut self.forecaster {
             None => Err(forecast::RestoreError::Off),
             Some(own) if own.spec() != f.spec() => Err(forecast::RestoreError::OtherSpec),
-            Some(own) if own.history().end() > 0 => {
-                Err(forecast::RestoreError::Ahead { snapshot: f.history().end(), own: own.history().end() })
-            }
+            Some(own) if own.history().end() > 0 => Err(forecast::RestoreError::NotEmpty),
             Some(own) => {
                 *own = f;
                 Ok(())
@@ -180,7 +183,9 @@ impl Decider {
         if !cold_starts.is_empty() {
             let mut c = cold_starts;
             c.sort();
-            let p90 = c[((c.len() - 1) as f64 * 0.9).round() as usize];
+            // At most an hour, as the `coldStart` key: a pod whose readiness flapped days later
+            // reads as a days-long "cold start".
+            let p90 = c[((c.len() - 1) as f64 * 0.9).round() as usize].min(MAX_COLD_START);
             self.measured_cold_start = Some((p90, c.len()));
         }
         let ready: Vec<&str> = pods.iter().map(|(p, _)| *p).collect();
@@ -250,7 +255,7 @@ impl Decider {
                 Some((c, pods)) => (c, ColdStartSource::Measured { pods }),
                 None => (spec.cold_start, ColdStartSource::Default),
             };
-            policy::apply_forecast_floor(&self.policy, &mut d, f.outlook(), cold, from);
+            policy::apply_forecast_floor(&self.policy, &mut d, f.outlook(), cold, from, calendar.as_secs() / forecast::BUCKET_S);
         }
         Ok(d)
     }
@@ -454,7 +459,7 @@ mod tests {
         let mut t = ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))]);
         t.cold_starts = vec![Duration::from_secs(100), Duration::from_secs(200), Duration::from_secs(400)];
         let f = measured.tick(t).unwrap().forecast.unwrap();
-        assert_eq!((f.cold_start_s, f.cold_start_from, f.lead_s), (400, ColdStartSource::Measured { pods: 3 }, 700));
+        assert_eq!((f.cold_start_s, f.cold_start_from, f.lead_s), (400, ColdStartSource::Measured { pods: 3 }, 720));
         // A forecast without skill (a flat history: nothing beats "as 15 minutes ago") is shown, not acted on.
         let mut flat = forecasting(ForecastMode::ForecastAndScale, |_| 50_000.0);
         let dec = flat.tick(ticked(at, 0, vec![("a", quiet(0)), ("b", quiet(1))])).unwrap();

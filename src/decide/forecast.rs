@@ -43,6 +43,10 @@ pub const MIN_SCORED: usize = 60;
 const CHOICE_WINDOW: usize = 360;
 /// Scored forecasts kept per model (the last day): the interval and the reported errors.
 const SCORE_WINDOW: usize = DAY as usize;
+/// The oldest outlook (minutes) a floor may read: one made at the last minute's close is 1.
+pub const MAX_OUTLOOK_AGE: u64 = 2;
+/// How far (buckets) the clock may be behind the history before the history is dropped.
+const CLOCK_SLACK: u64 = 60;
 /// MSTL's input resolution (buckets per point) and how often it is refitted (buckets).
 const MSTL_STEP: u64 = 5;
 const MSTL_REFIT: u64 = 30;
@@ -53,8 +57,8 @@ const MSTL_REFIT: u64 = 30;
 pub enum ForecastMode {
     /// No history, no forecast.
     Off,
-    /// Keep history, forecast, record and export; do not act (the default, as AWS predictive
-    /// scaling's: see what it would do before trusting it).
+    /// Keep history, forecast and record it in every decision; do not act (the default, as AWS
+    /// predictive scaling's: see what it would do before trusting it).
     ForecastOnly,
     /// The forecast sets a floor under the reactive decision.
     ForecastAndScale,
@@ -256,7 +260,12 @@ impl History {
 
     /// Appends the bucket `bucket`, with `NaN` for any skipped since the last one.
     fn push(&mut self, bucket: u64, value: f32) {
-        if self.values.is_empty() {
+        if bucket < self.end() {
+            return;
+        }
+        // A gap as long as the history itself leaves nothing worth keeping.
+        if self.values.is_empty() || bucket - self.end() >= CAPACITY as u64 {
+            self.values.clear();
             self.start = bucket;
         }
         while self.end() < bucket {
@@ -327,7 +336,11 @@ impl Scores {
     /// were above zero for ratios (an idle fleet), the quantiles of actual - forecast.
     fn interval(&self, level: f64) -> Option<Interval> {
         let (lo_q, hi_q) = (level.min(1.0 - level), level.max(1.0 - level));
-        let ratios: Vec<f64> = self.recent(SCORE_WINDOW).filter(|(f, _, _)| *f > 0.0).map(|(f, a, _)| a / f).collect();
+        // Ratios only where the forecast is a real share of the typical one: a night's 0.01
+        // against an actual of 1 would make a ratio of 100 and an absurd daytime bound.
+        let positive: Vec<f64> = self.recent(SCORE_WINDOW).map(|(f, _, _)| f).filter(|f| *f > 0.0).collect();
+        let floor = if positive.is_empty() { f64::INFINITY } else { 0.05 * quantile(positive, 0.5) };
+        let ratios: Vec<f64> = self.recent(SCORE_WINDOW).filter(|(f, _, _)| *f >= floor).map(|(f, a, _)| a / f).collect();
         if ratios.len() >= MIN_SCORED {
             return Some(Interval::Ratio(quantile(ratios.clone(), lo_q), quantile(ratios, hi_q)));
         }
@@ -382,12 +395,28 @@ pub struct Outlook {
 }
 
 impl Outlook {
-    /// Over the first `buckets` minutes ahead (the current one included): the upper bound's
-    /// peak, and the point forecast and lower bound at the last of them.
-    pub fn ahead(&self, buckets: u64) -> Ahead {
-        let n = usize::try_from(buckets).unwrap_or(usize::MAX).saturating_add(1).min(self.upper.len());
-        let at = |v: &[f64]| v.get(n.saturating_sub(1)).copied().unwrap_or(0.0);
-        Ahead { peak_upper: self.upper[..n].iter().copied().fold(0.0, f64::max), point: at(&self.point), lower: at(&self.lower) }
+    /// Over the `buckets` minutes after calendar minute `now` (`now` included): the upper
+    /// bound's peak, and the point forecast and lower bound at the last of them, the path read
+    /// from `now` on (it starts at `from_s`). `None` when the path does not cover `now`, or was
+    /// made more than [`MAX_OUTLOOK_AGE`] minutes before it (demand stopped being recorded: a
+    /// floor must not plan for minutes already past).
+    pub fn ahead(&self, now: u64, buckets: u64) -> Option<Ahead> {
+        let offset = usize::try_from(now.checked_sub(self.from_s / BUCKET_S)?).ok().filter(|o| *o as u64 <= MAX_OUTLOOK_AGE)?;
+        let end = offset.saturating_add(usize::try_from(buckets).unwrap_or(usize::MAX)).saturating_add(1).min(self.upper.len());
+        if end <= offset {
+            return None;
+        }
+        let at = |v: &[f64]| v.get(end - 1).copied().unwrap_or(0.0);
+        Some(Ahead {
+            peak_upper: self.upper[offset..end].iter().copied().fold(0.0, f64::max),
+            point: at(&self.point),
+            lower: at(&self.lower),
+        })
+    }
+
+    /// Minutes between this outlook and calendar minute `now`.
+    pub fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.from_s / BUCKET_S)
     }
 }
 
@@ -474,6 +503,9 @@ pub enum RestoreError {
     /// This ScaledObject does not forecast (`forecastMode: off`).
     #[error("forecastMode is off: no history is kept")]
     Off,
+    /// The forecaster has recorded history of its own already.
+    #[error("the forecaster already recorded history of its own")]
+    NotEmpty,
     /// A forecaster restored with another configuration.
     #[error("restored with another forecast configuration")]
     OtherSpec,
@@ -585,6 +617,16 @@ impl Forecaster {
         }
         let bucket = at.as_secs() / BUCKET_S;
         if bucket < self.history.end() {
+            if self.history.end() - bucket > CLOCK_SLACK {
+                // The history ends far after this clock (a snapshot from another clock, or a
+                // clock set back by more than an hour): it cannot line up with it any more.
+                *self = Forecaster::new(self.spec.clone());
+            } else {
+                // A clock stepped back a little: wait for it to catch up.
+                return;
+            }
+        }
+        if self.open.is_some_and(|(b, _, _)| bucket < b) {
             return;
         }
         match &mut self.open {
@@ -665,7 +707,7 @@ impl Forecaster {
         if let Some((index, v)) = snap.values.iter().enumerate().find(|(_, v)| v.is_some_and(|v| !v.is_finite() || v < 0.0)) {
             return Err(RestoreError::BadValue { index, value: format!("{v:?}") });
         }
-        let snap_end = snap.start + snap.values.len() as u64;
+        let snap_end = snap.start.checked_add(snap.values.len() as u64).ok_or(RestoreError::TooLong(snap.values.len()))?;
         let own = self.open.map_or(self.history.end(), |(b, _, _)| b);
         if own > 0 && snap_end > own {
             return Err(RestoreError::Ahead { snapshot: snap_end, own });
@@ -690,7 +732,9 @@ impl Forecaster {
     }
 
     /// Recomputes each model's forecasts over the history's last day (and the horizon before it)
-    /// and scores them, exactly as the forecasts made online would have been.
+    /// and scores them with the same code as online. Not identical to a live run: the weekly model
+    /// only forecasts where the kept history reaches a week back (its last ~2 hours), so it
+    /// starts with fewer scored forecasts (it is chosen once it has 60).
     fn backtest(&mut self) {
         let h = self.spec.horizon_buckets();
         let end = self.history.end();
@@ -699,7 +743,8 @@ impl Forecaster {
             let paths = self.paths(e);
             let target = e + h;
             if let (true, Some(actual)) = (target < end, self.history.get(target)) {
-                let naive = self.history.get(target - h);
+                // The naive forecast is the last minute closed when this one was made.
+                let naive = self.history.get(target - h - 1);
                 for m in Model::ALL {
                     if let (Some(p), Some(naive)) = (&paths[m.index()], naive) {
                         self.scores[m.index()].push(p[h as usize], actual, naive);
@@ -725,7 +770,7 @@ impl Forecaster {
                 break;
             }
             self.pending.pop_front();
-            let (Some(actual), Some(naive)) = (self.history.get(target), self.history.get(target.saturating_sub(h))) else { continue };
+            let (Some(actual), Some(naive)) = (self.history.get(target), self.history.get(target.saturating_sub(h + 1))) else { continue };
             for m in Model::ALL {
                 if let Some(f) = forecasts[m.index()] {
                     self.scores[m.index()].push(f64::from(f), actual, naive);
@@ -1040,8 +1085,14 @@ mod tests {
             mase: None,
             scored: 60,
         };
-        assert_eq!(o.ahead(1), Ahead { peak_upper: 9.0, point: 2.0, lower: 0.0 });
-        assert_eq!(o.ahead(10), Ahead { peak_upper: 9.0, point: 3.0, lower: 0.0 });
+        assert_eq!(o.ahead(0, 1), Some(Ahead { peak_upper: 9.0, point: 2.0, lower: 0.0 }));
+        assert_eq!(o.ahead(0, 10), Some(Ahead { peak_upper: 9.0, point: 3.0, lower: 0.0 }));
+        // Read a minute later, from where the clock is now; too old, or before it, nothing.
+        assert_eq!(o.ahead(1, 1), Some(Ahead { peak_upper: 9.0, point: 3.0, lower: 0.0 }));
+        assert_eq!(o.ahead(2, 1), Some(Ahead { peak_upper: 4.0, point: 3.0, lower: 0.0 }));
+        assert_eq!(o.ahead(3, 1), None);
+        let later = Outlook { from_s: 600, ..o };
+        assert_eq!(later.ahead(9, 1), None);
     }
 
     #[test]

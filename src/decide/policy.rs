@@ -603,6 +603,7 @@ pub fn apply_forecast_floor(
     outlook: Result<&Outlook, &NoForecast>,
     cold_start: Duration,
     cold_start_from: ColdStartSource,
+    now_bucket: u64,
 ) {
     let spec = &cfg.forecast;
     let lead = spec.lead_buckets_with(cold_start);
@@ -610,7 +611,7 @@ pub fn apply_forecast_floor(
         mode: spec.mode,
         cold_start_s: cold_start.as_secs(),
         cold_start_from,
-        lead_s: (cold_start + spec.buffer).as_secs().min(spec.horizon.as_secs()),
+        lead_s: lead * crate::decide::forecast::BUCKET_S,
         model: None,
         point: None,
         lower: None,
@@ -627,8 +628,16 @@ pub fn apply_forecast_floor(
             r.unavailable = Some(why.to_string());
             let _ = write!(d.reason, "; forecast: {why}");
         }
+        Ok(o) if o.ahead(now_bucket, lead).is_none() => {
+            let why = format!(
+                "the last forecast is {} min old (demand not recorded since: a Ready pod without tokens/s): not used",
+                o.age(now_bucket)
+            );
+            let _ = write!(d.reason, "; forecast: {why}");
+            r.unavailable = Some(why);
+        }
         Ok(o) => {
-            let Ahead { peak_upper: upper, point, lower } = o.ahead(lead);
+            let Some(Ahead { peak_upper: upper, point, lower }) = o.ahead(now_bucket, lead) else { return };
             let target = cfg.targets.get(Signal::TokensPerSecond);
             let (floor, _) = clamp(cfg, upper * cfg.peak_factor / target);
             r.model = Some(o.model);

@@ -1,7 +1,10 @@
 //! Keeping one ScaledObject's learned state across restarts and failover: read once before its
-//! first tick, written every `history_interval` (and when collection stops). Every failure is a
-//! log line naming the ScaledObject and the ConfigMap, never a crash: the scaler then runs with
-//! what it has (a cold forecaster forecasts nothing for a day and says so).
+//! first tick, written every `history_interval` and when its collection stops for idleness. A
+//! process shutdown aborts the collectors: what was recorded since the last write (at most one
+//! interval) is lost, and the other replica, which recorded the same fleet, fills it in at its
+//! next write through the merge. Every failure is a log line naming the ScaledObject and the
+//! ConfigMap, never a crash: the scaler then runs with what it has (a cold forecaster forecasts
+//! nothing for a day and says so).
 
 use std::time::Duration;
 
@@ -123,9 +126,10 @@ impl Persistence {
                 }
                 Err(StoreError::Conflict(_)) => match self.store.load(&self.namespace, &self.name).await {
                     Ok(Some(theirs)) => {
-                        if let (Some(ours), Some(t)) = (&state.history, &theirs.state.history) {
-                            state.history = Some(ours.merged_with(t));
-                        }
+                        state.history = match (state.history.take(), theirs.state.history) {
+                            (Some(ours), Some(t)) => Some(ours.merged_with(&t)),
+                            (ours, t) => ours.or(t),
+                        };
                         self.version = Some(theirs.resource_version);
                     }
                     Ok(None) => self.version = None,

@@ -100,9 +100,11 @@ impl HistoryStore {
         if full.len() <= 253 {
             return full;
         }
-        let hash = foldhash::fast::FixedState::with_seed(0x11f3);
-        let h = std::hash::BuildHasher::hash_one(&hash, &full);
-        format!("{}.{h:016x}", &full[..253 - 17])
+        // FNV-1a, written out because every replica (and every version of this scaler) must
+        // name the same ConfigMap: std's and foldhash's hashers promise no stable output.
+        let h = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+        let head = full[..253 - 17].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        format!("{head}.{h:016x}")
     }
 
     fn api_error(&self, name: &str, e: kube::Error) -> StoreError {
@@ -180,5 +182,11 @@ mod tests {
         let b = HistoryStore::config_map_name("ai", &format!("{}y", &long[..252]));
         assert!(a.len() <= 253 && b.len() <= 253);
         assert_ne!(a, b);
+        // A DNS subdomain: labels of [a-z0-9-] starting and ending alphanumeric.
+        let dotted = HistoryStore::config_map_name("ai", &format!("{}.-x", "y".repeat(232)));
+        for name in [a, b, dotted] {
+            assert!(name.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-')), "{name}");
+        }
+        assert_eq!(HistoryStore::config_map_name("ai", &long), HistoryStore::config_map_name("ai", &long), "stable");
     }
 }

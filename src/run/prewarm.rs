@@ -14,7 +14,8 @@ use crate::{
     run::registry::Registry,
 };
 
-/// How long the first list of each namespace may take before the scaler reports ready anyway.
+/// How long the first lists (all namespaces together) may take before the scaler reports
+/// ready anyway.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ScaledObjects of some namespaces, kept registered while they name this scaler.
@@ -36,10 +37,9 @@ impl Prewarm {
     /// Waits for every watch's first list (at most [`SYNC_TIMEOUT`]) and registers what it
     /// found: done before the scaler reports ready, so its first ticks run before KEDA's call.
     pub async fn first_round(&mut self) {
-        for w in &self.watches {
-            if tokio::time::timeout(SYNC_TIMEOUT, w.wait_synced()).await.is_err() {
-                warn!(timeout = ?SYNC_TIMEOUT, "ScaledObject list not complete yet: warming what is known");
-            }
+        let all = futures::future::join_all(self.watches.iter().map(ScaledObjectWatch::wait_synced));
+        if tokio::time::timeout(SYNC_TIMEOUT, all).await.is_err() {
+            warn!(timeout = ?SYNC_TIMEOUT, "ScaledObject lists not complete yet: warming what is known");
         }
         self.round();
     }

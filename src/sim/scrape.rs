@@ -207,7 +207,9 @@ impl Source {
                     // As production's discovery counts them: every pod listed but not
                     // scraped (starting, and draining ones, which are being deleted).
                     starting: fleet.starting(),
-                    cold_starts: fleet.ready_pods().filter_map(|p| p.ready_after()).collect(),
+                    // In source time, as the forecaster's minutes are (a compressed replay's
+                    // cold start spans more source seconds).
+                    cold_starts: fleet.ready_pods().filter_map(|p| p.ready_after()).map(|c| c.div_f64(calendar.time_scale)).collect(),
                     gpus: names.iter().zip(&readings).filter_map(|(name, (_, g))| g.map(|g| (*name, g))).collect(),
                     pods: names.iter().zip(readings).map(|(name, (sample, _))| (*name, sample)).collect(),
                 };

@@ -57,7 +57,7 @@ mod tests {
         w.from_s = 7200.0;
         let h = history_before(&w).unwrap();
         assert_eq!((h.start, h.values.len()), (0, 120));
-        // 2 req/s x 150 tokens = 300 tokens/s, Poisson over a minute: within 20 %.
+        // 2 req/s x 150 tokens = 300 tokens/s: the mean within 5 %, each Poisson minute within a third.
         let mean = h.values.iter().map(|v| f64::from(v.unwrap())).sum::<f64>() / 120.0;
         assert!((mean - 300.0).abs() < 15.0, "{mean}");
         assert!(h.values.iter().all(|v| (200.0..400.0).contains(&v.unwrap())), "{:?}", h.values);

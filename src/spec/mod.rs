@@ -726,6 +726,14 @@ impl ScalerSpec {
             p.activation_threshold = a;
         }
         Self::forecast(m, &mut p.forecast)?;
+        if p.forecast.mode == ForecastMode::ForecastAndScale && p.weights.get(Signal::TokensPerSecond) == 0.0 {
+            return Err(SpecError::Conflict {
+                key: "forecastMode".into(),
+                problem: "forecastAndScale turns a forecast of tokens/s into replicas with the tokens/s target: it needs \
+                          weightTokensPerSecond > 0"
+                    .into(),
+            });
+        }
         if let Some(slo) = slo {
             // An SLO in this map derives what this map does not set itself.
             if m.get(Signal::Latency.def().target_key).is_none()
@@ -952,6 +960,10 @@ mod tests {
         assert_eq!(f.mode, ForecastMode::ForecastAndScale);
         assert_eq!((f.horizon_buckets(), f.lead_buckets()), (30, 5));
         assert_eq!(f.seasons, Seasons { daily: true, weekly: false });
+        let err = ScalerSpec::parse(&meta(&[("forecastMode", "forecastAndScale"), ("weightTokensPerSecond", "0")]), &ctx(&p, &l))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("forecastMode") && err.contains("weightTokensPerSecond > 0"), "{err}");
     }
 
     #[test]
