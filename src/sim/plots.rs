@@ -63,18 +63,20 @@ fn forecast(p: &PolicyResult, path: &Path) -> PlotResult {
             .build_cartesian_2d(0.0..to, 0.0..ymax)?;
         chart.configure_mesh().x_desc("hours").y_desc("thousand tokens/s").x_labels(((to / 24.0).ceil() as usize + 1).max(8)).draw()?;
         let within = |v: &[(f64, f64)]| v.iter().copied().filter(|(x, _)| *x <= to).collect::<Vec<_>>();
+        // The demand first, light, so the forecast drawn over it stays visible.
+        let grey = RGBColor(150, 150, 150);
         chart
-            .draw_series(LineSeries::new(within(&upper), COLORS[0].mix(0.45).stroke_width(1)))?
-            .label("upper bound (peak to lead)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], COLORS[0].mix(0.45)));
-        chart
-            .draw_series(LineSeries::new(within(&point), COLORS[0].stroke_width(1)))?
-            .label("forecast")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], COLORS[0]));
-        chart
-            .draw_series(LineSeries::new(within(&demand), BLACK.stroke_width(1)))?
+            .draw_series(LineSeries::new(within(&demand), grey.stroke_width(1)))?
             .label("demand read")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+        chart
+            .draw_series(LineSeries::new(within(&upper), COLORS[1].stroke_width(1)))?
+            .label("upper bound (peak to lead)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], COLORS[1]));
+        chart
+            .draw_series(LineSeries::new(within(&point), COLORS[0].stroke_width(2)))?
+            .label("forecast")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], COLORS[0].stroke_width(2)));
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
