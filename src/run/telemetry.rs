@@ -35,6 +35,14 @@ struct SignalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BoundLabels {
+    namespace: String,
+    scaledobject: String,
+    /// `point`, `lower` or `upper`.
+    bound: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     namespace: String,
     scaledobject: String,
@@ -92,6 +100,10 @@ pub struct Metrics {
     signal_raw: Family<SignalLabels, FGauge>,
     signal_demand: Family<SignalLabels, FGauge>,
     signal_contribution: Family<SignalLabels, FGauge>,
+    forecast: Family<BoundLabels, FGauge>,
+    forecast_floor: Family<TargetLabels, Gauge>,
+    forecast_smape: Family<TargetLabels, FGauge>,
+    forecast_bound: Family<TargetLabels, Gauge>,
     decisions: Family<OutcomeLabels, Counter>,
     unavailable_ticks: Family<TargetLabels, Counter>,
     tick_duration: Family<TargetLabels, Histogram, fn() -> Histogram>,
@@ -121,6 +133,10 @@ impl Metrics {
             signal_raw: Family::default(),
             signal_demand: Family::default(),
             signal_contribution: Family::default(),
+            forecast: Family::default(),
+            forecast_floor: Family::default(),
+            forecast_smape: Family::default(),
+            forecast_bound: Family::default(),
             decisions: Family::default(),
             unavailable_ticks: Family::default(),
             tick_duration: Family::new_with_constructor(scrape_histogram),
@@ -139,6 +155,18 @@ impl Metrics {
         registry.register("signal_value", "Fleet total of each signal (latency: quantile in seconds)", m.signal_raw.clone());
         registry.register("signal_demand_replicas", "Replicas each signal asks for at target", m.signal_demand.clone());
         registry.register("signal_contribution_replicas", "Each signal's share of the blended demand", m.signal_contribution.clone());
+        registry.register(
+            "forecast_tokens_per_second",
+            "Forecast demand at the floor's lead (point, lower) and the upper bound's peak until then, prompt + generation tokens/s",
+            m.forecast.clone(),
+        );
+        registry.register(
+            "forecast_floor_replicas",
+            "Replicas the demand forecast asks for (acted on only with forecastAndScale)",
+            m.forecast_floor.clone(),
+        );
+        registry.register("forecast_smape", "Recent sMAPE (0..2) of the forecast model in use, at the horizon", m.forecast_smape.clone());
+        registry.register("forecast_floor_bound", "1 when the forecast floor raised the latest decision", m.forecast_bound.clone());
         registry.register("decisions", "Decisions made, by outcome", m.decisions.clone());
         registry.register("unavailable_ticks", "Ticks that produced no decision (no usable data)", m.unavailable_ticks.clone());
         registry.register("tick_duration_seconds", "Wall time of one collect-and-decide tick", m.tick_duration.clone());
@@ -188,6 +216,36 @@ impl Metrics {
             }
             self.signal_contribution.get_or_create(&l).set(r.contribution);
         }
+        self.forecast_of(t, d);
+    }
+
+    /// The forecast of a decision; no forecast (short history, stale, off) removes the series:
+    /// a missing forecast is not a forecast of zero.
+    fn forecast_of(&self, t: &TargetLabels, d: &Decision) {
+        let f = d.forecast.as_ref();
+        for (bound, v) in [("point", f.and_then(|f| f.point)), ("lower", f.and_then(|f| f.lower)), ("upper", f.and_then(|f| f.upper))] {
+            let l = BoundLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), bound };
+            match v {
+                Some(v) => {
+                    self.forecast.get_or_create(&l).set(v);
+                }
+                None => {
+                    self.forecast.remove(&l);
+                }
+            }
+        }
+        match f.and_then(|f| Some((f.floor?, f.smape?, f.bound))) {
+            Some((floor, smape, bound)) => {
+                self.forecast_floor.get_or_create(t).set(i64::from(floor));
+                self.forecast_smape.get_or_create(t).set(smape);
+                self.forecast_bound.get_or_create(t).set(i64::from(bound));
+            }
+            None => {
+                self.forecast_floor.remove(t);
+                self.forecast_smape.remove(t);
+                self.forecast_bound.remove(t);
+            }
+        }
     }
 
     /// Records a tick without a decision.
@@ -219,6 +277,12 @@ impl Metrics {
 
     /// Forgets a ScaledObject no longer collected.
     pub fn forget_target(&self, t: &TargetLabels) {
+        for bound in ["point", "lower", "upper"] {
+            self.forecast.remove(&BoundLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), bound });
+        }
+        self.forecast_floor.remove(t);
+        self.forecast_smape.remove(t);
+        self.forecast_bound.remove(t);
         self.desired.remove(t);
         self.current.remove(t);
         self.demand.remove(t);
@@ -242,5 +306,71 @@ impl Metrics {
         if let Some(code) = code {
             self.rpc_errors.get_or_create(&RpcErrorLabels { method, code: format!("{code:?}") }).inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{
+        forecast::ForecastMode,
+        policy::{ColdStartSource, FloorReport, Outcome},
+    };
+
+    fn decision(forecast: Option<FloorReport>) -> Decision {
+        Decision {
+            desired_replicas: 4,
+            demand: 2.0,
+            with_peak: 3.0,
+            current_replicas: 2,
+            ready_pods: 2,
+            starting_pods: 0,
+            dominant: None,
+            outcome: Outcome::ScaleUp,
+            clamped: false,
+            active: true,
+            in_flight: 3.0,
+            signals: Vec::new(),
+            capacity: None,
+            forecast,
+            warming_up: Vec::new(),
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_forecast_is_exported_while_there_is_one_and_its_series_vanish_when_there_is_none() {
+        let m = Metrics::new();
+        let t = TargetLabels { namespace: "ai".into(), scaledobject: "llama".into() };
+        let f = FloorReport {
+            mode: ForecastMode::ForecastAndScale,
+            cold_start_s: 120,
+            cold_start_from: ColdStartSource::Default,
+            lead_s: 420,
+            model: None,
+            point: Some(50_000.0),
+            lower: Some(45_000.0),
+            upper: Some(56_000.0),
+            smape: Some(0.04),
+            mase: Some(0.5),
+            floor: Some(8),
+            skilled: true,
+            bound: true,
+            unavailable: None,
+        };
+        m.decision(&t, &decision(Some(f)));
+        let text = m.encode();
+        for needle in [
+            "llm_scaler_forecast_tokens_per_second{namespace=\"ai\",scaledobject=\"llama\",bound=\"upper\"} 56000.0",
+            "llm_scaler_forecast_floor_replicas{namespace=\"ai\",scaledobject=\"llama\"} 8",
+            "llm_scaler_forecast_floor_bound{namespace=\"ai\",scaledobject=\"llama\"} 1",
+            "# HELP llm_scaler_forecast_smape ",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        m.decision(&t, &decision(None));
+        let text = m.encode();
+        assert!(!text.contains("llm_scaler_forecast_tokens_per_second{"), "{text}");
+        assert!(!text.contains("llm_scaler_forecast_floor_replicas{"), "{text}");
     }
 }
