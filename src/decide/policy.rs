@@ -623,12 +623,12 @@ pub fn apply_forecast_floor(
         bound: false,
         unavailable: None,
     };
-    match outlook {
+    match outlook.map(|o| (o, o.ahead(now_bucket, lead))) {
         Err(why) => {
             r.unavailable = Some(why.to_string());
             let _ = write!(d.reason, "; forecast: {why}");
         }
-        Ok(o) if o.ahead(now_bucket, lead).is_none() => {
+        Ok((o, None)) => {
             let why = format!(
                 "the last forecast is {} min old (demand not recorded since: a Ready pod without tokens/s): not used",
                 o.age(now_bucket)
@@ -636,8 +636,7 @@ pub fn apply_forecast_floor(
             let _ = write!(d.reason, "; forecast: {why}");
             r.unavailable = Some(why);
         }
-        Ok(o) => {
-            let Some(Ahead { peak_upper: upper, point, lower }) = o.ahead(now_bucket, lead) else { return };
+        Ok((o, Some(Ahead { peak_upper: upper, point, lower }))) => {
             let target = cfg.targets.get(Signal::TokensPerSecond);
             let (floor, _) = clamp(cfg, upper * cfg.peak_factor / target);
             r.model = Some(o.model);
