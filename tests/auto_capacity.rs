@@ -76,24 +76,20 @@ fn workload(cfg: &SimConfig, hours: f64) -> (Workload, f64) {
     (w, rps * tokens_per_request)
 }
 
-/// Which SLO bound the capacity is learned against: the one that binds first for the replica
-/// (the estimator reads one latency histogram, the one `latencyMetric` names). The 70B
-/// replica binds on TPOT; a replica binding on TTFT adds a variant setting `sloTtft`.
-#[derive(Debug, Clone, Copy)]
-enum Binding {
-    /// TPOT (`sloTpot`, histogram `tpot`).
-    Tpot,
-}
-
 /// Runs `auto` from the replica's SLO capacity, 2x above and 2x below it, and checks the ends.
-fn converges_from_both_sides(profile: ModelProfile, binding: Binding) {
+/// The ScaledObject states the simulator's whole SLO (TTFT and TPOT bounds, p99): the estimator
+/// learns against both, each from its own histogram, and so finds whichever binds first for the
+/// replica without being told.
+fn converges_from_both_sides(profile: ModelProfile) {
     let cfg = SimConfig { profile, min_replicas: 2, max_replicas: 20, ..SimConfig::default() };
     let hours = 6.0;
     let settle_h = 3;
     let (w, slo_capacity) = workload(&cfg, hours);
-    let slo = match binding {
-        Binding::Tpot => [("sloTpot", format!("{}ms", cfg.slo.tpot_s * 1000.0)), ("sloQuantile", "0.99".to_string())],
-    };
+    let slo = [
+        ("sloTtft", format!("{}ms", cfg.slo.ttft_s * 1000.0)),
+        ("sloTpot", format!("{}ms", cfg.slo.tpot_s * 1000.0)),
+        ("sloQuantile", "0.99".to_string()),
+    ];
     let run = |start: f64| {
         let mut meta = slo.to_vec();
         meta.push(("targetTokensPerSecond", format!("auto:{start:.0}")));
@@ -131,5 +127,5 @@ fn converges_from_both_sides(profile: ModelProfile, binding: Binding) {
 fn auto_capacity_converges_from_a_start_twice_too_high_and_twice_too_low_on_the_70b_replica() {
     // Its per-request TPOT p99 reaches 100 ms near 5,500 tokens/s, its TTFT p99 2 s only near
     // 11,000: TPOT binds.
-    converges_from_both_sides(ModelProfile::llama70b_fp8_h100_tp2(), Binding::Tpot);
+    converges_from_both_sides(ModelProfile::llama70b_fp8_h100_tp2());
 }

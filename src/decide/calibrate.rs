@@ -13,6 +13,11 @@
 //! fit converges to one operating point from above and below, and the natural variation of the
 //! load per replica (the day's curve, integer replica counts) is what identifies the slope.
 //!
+//! An SLO may bound TTFT, TPOT or both: each bound has its own histogram, its own fit and its own
+//! proposal, and the estimate follows the lowest of them (the first bound the load would break),
+//! so a replica that loses its TPOT before its TTFT is sized by TPOT whatever the latency signal
+//! watches.
+//!
 //! Every update is bounded and explained: at most [`MAX_STEP`] per [`UPDATE_EVERY_S`], within
 //! [`BOUND_FACTOR`] of the start either way, only on enough requests in the window, with no pod
 //! starting and no change of the fleet inside the window, and never upwards while the SLO is
@@ -49,7 +54,7 @@ pub const OVERLOAD_FACTOR: f64 = 2.0;
 /// Relative difference below which the estimate is left alone (no dithering).
 const DEAD_BAND: f64 = 0.02;
 
-/// Which latency the SLO bound is about; the latency histogram must be that one.
+/// Which latency an SLO bound is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SloMetric {
@@ -60,6 +65,9 @@ pub enum SloMetric {
 }
 
 impl SloMetric {
+    /// Both, in the order explanations list them.
+    pub const ALL: [SloMetric; 2] = [SloMetric::Ttft, SloMetric::Tpot];
+
     /// Lower-case name for explanations.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,15 +77,73 @@ impl SloMetric {
     }
 }
 
-/// The SLO the capacity is learned against: the `quantile` of `metric` within `bound_s`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// One value per latency an SLO can bound.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ByMetric<T> {
+    /// Time to first token.
+    pub ttft: T,
+    /// Time per output token.
+    pub tpot: T,
+}
+
+impl<T> ByMetric<T> {
+    /// The value of `m`.
+    pub fn get(&self, m: SloMetric) -> &T {
+        match m {
+            SloMetric::Ttft => &self.ttft,
+            SloMetric::Tpot => &self.tpot,
+        }
+    }
+
+    /// The value of `m`, to change.
+    pub fn get_mut(&mut self, m: SloMetric) -> &mut T {
+        match m {
+            SloMetric::Ttft => &mut self.ttft,
+            SloMetric::Tpot => &mut self.tpot,
+        }
+    }
+}
+
+/// The SLO the capacity is learned against: the `quantile` of each bounded latency within its
+/// bound. At least one bound is set (the constructors set one or both).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CalibrationSlo {
-    /// Which latency.
-    pub metric: SloMetric,
-    /// The bound, seconds.
-    pub bound_s: f64,
-    /// The quantile that must be within the bound, in (0, 1).
-    pub quantile: f64,
+    /// The bounds, seconds (`None`: that latency is not bounded).
+    bounds: ByMetric<Option<f64>>,
+    /// The quantile that must be within the bounds, in (0, 1).
+    quantile: f64,
+}
+
+impl CalibrationSlo {
+    /// A TTFT-only SLO.
+    pub const fn ttft(bound_s: f64, quantile: f64) -> Self {
+        CalibrationSlo { bounds: ByMetric { ttft: Some(bound_s), tpot: None }, quantile }
+    }
+
+    /// A TPOT-only SLO.
+    pub const fn tpot(bound_s: f64, quantile: f64) -> Self {
+        CalibrationSlo { bounds: ByMetric { ttft: None, tpot: Some(bound_s) }, quantile }
+    }
+
+    /// An SLO bounding both.
+    pub const fn both(ttft_s: f64, tpot_s: f64, quantile: f64) -> Self {
+        CalibrationSlo { bounds: ByMetric { ttft: Some(ttft_s), tpot: Some(tpot_s) }, quantile }
+    }
+
+    /// The bound on `m`, seconds, if set.
+    pub fn bound(&self, m: SloMetric) -> Option<f64> {
+        *self.bounds.get(m)
+    }
+
+    /// The quantile that must be within the bounds.
+    pub fn quantile(&self) -> f64 {
+        self.quantile
+    }
+
+    /// The bounded latencies with their bounds, TTFT first.
+    pub fn bounded(&self) -> impl Iterator<Item = (SloMetric, f64)> + '_ {
+        SloMetric::ALL.into_iter().filter_map(|m| self.bound(m).map(|b| (m, b)))
+    }
 }
 
 /// How the per-replica tokens/s target is set.
@@ -110,7 +176,7 @@ pub enum Verdict {
     FleetChanged,
     /// The fleet is held at `maxReplicas` while asking for more: overloaded by the bound.
     AtMaxReplicas,
-    /// The quantile is above [`OVERLOAD_FACTOR`] x the SLO: a queue is growing, and the latency
+    /// A quantile is above [`OVERLOAD_FACTOR`] x its bound: a queue is growing, and the latency
     /// tells its age rather than the load. Not fitted; the breach rule still acts on it.
     Overloaded,
 }
@@ -119,7 +185,7 @@ impl Verdict {
     fn says(self) -> &'static str {
         match self {
             Verdict::Used => "used",
-            Verdict::NoReading => "no reading",
+            Verdict::NoReading => "no reading of every bounded latency",
             Verdict::TooFewRequests => "too few requests",
             Verdict::PodsStarting => "not used: pods starting",
             Verdict::FleetChanged => "not used: fleet changed in the window",
@@ -136,10 +202,10 @@ pub struct Evidence {
     pub at_s: f64,
     /// Mean tokens/s per Ready pod over the latency window.
     pub load_per_replica: f64,
-    /// The SLO's quantile of the window's latency, seconds (`None`: no request finished).
-    pub quantile_s: Option<f64>,
-    /// The SLO bound, seconds.
-    pub slo_s: f64,
+    /// The SLO's quantile of each latency over the window, seconds (`None`: not bounded, no
+    /// request finished, or the pods do not export its histogram).
+    #[serde(default)]
+    pub quantiles: ByMetric<Option<f64>>,
     /// Requests that finished in the window, fleet-wide.
     pub requests: f64,
     /// Whether it counted.
@@ -150,15 +216,20 @@ pub struct Evidence {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Rule {
-    /// The fit's load where the quantile reaches the SLO.
+    /// The fit's load where a latency's quantile reaches its bound.
     Fit {
+        /// Which latency's fit.
+        metric: SloMetric,
         /// That load, tokens/s per replica.
         crossing: f64,
     },
-    /// Probing: the quantile stayed below half the SLO at a load of at least half the estimate.
+    /// Probing: every quantile stayed below half its bound at a load of at least half the
+    /// estimate.
     Headroom,
-    /// The SLO was breached at this load per replica.
+    /// A bound was breached at this load per replica.
     Breach {
+        /// Which latency.
+        metric: SloMetric,
         /// Tokens/s per replica.
         load: f64,
     },
@@ -242,8 +313,9 @@ pub struct CalibrationState {
     pub start: f64,
     /// The current estimate, tokens/s per replica.
     pub capacity: f64,
-    /// The fit.
-    pub fit: FitSums,
+    /// The fit of each bounded latency.
+    #[serde(default)]
+    pub fits: ByMetric<FitSums>,
     /// `(time, load per Ready pod, Ready pods)` over the latency window, oldest first.
     pub recent: VecDeque<(f64, f64, u32)>,
     /// The latest tick's evidence.
@@ -282,9 +354,9 @@ pub struct Reading {
     pub starting: u32,
     /// Fleet tokens/s and the pods that reported it.
     pub tokens: Option<(f64, u32)>,
-    /// The SLO's quantile of the fleet's latency over the window, seconds (`None`: no request
-    /// finished).
-    pub quantile_s: Option<f64>,
+    /// The SLO's quantile of each bounded latency over the fleet's window, seconds (`None`: no
+    /// request finished, or its histogram is not exported).
+    pub quantiles: ByMetric<Option<f64>>,
     /// Requests that finished in the window, fleet-wide.
     pub requests: f64,
     /// The previous decision was bounded at `maxReplicas` while asking for more.
@@ -302,14 +374,25 @@ pub struct CapacityReport {
     pub bounds: (f64, f64),
     /// The SLO it is learned against.
     pub slo: CalibrationSlo,
-    /// The fit's crossing now, if identified.
-    pub fit_crossing: Option<f64>,
-    /// Usable ticks in the fit (decayed).
-    pub fit_points: f64,
+    /// Each bounded latency's fit now.
+    pub fits: Vec<FitReport>,
     /// The latest tick's evidence.
     pub evidence: Option<Evidence>,
     /// The latest change.
     pub last_update: Option<Update>,
+}
+
+/// One latency's fit, as a decision shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FitReport {
+    /// Which latency.
+    pub metric: SloMetric,
+    /// Its bound, seconds.
+    pub bound_s: f64,
+    /// The load where the fit reaches the bound, if identified.
+    pub crossing: Option<f64>,
+    /// Usable ticks in the fit (decayed).
+    pub points: f64,
 }
 
 /// The estimator of one ScaledObject.
@@ -330,7 +413,7 @@ impl Calibrator {
             state: CalibrationState {
                 start,
                 capacity: start,
-                fit: FitSums::default(),
+                fits: ByMetric::default(),
                 recent: VecDeque::new(),
                 evidence: None,
                 last_update: None,
@@ -378,8 +461,14 @@ impl Calibrator {
             start: self.state.start,
             bounds: self.bounds(),
             slo: self.slo,
-            fit_crossing: self.state.fit.crossing(self.slo.bound_s),
-            fit_points: self.state.fit.points,
+            fits: self
+                .slo
+                .bounded()
+                .map(|(metric, bound_s)| {
+                    let fit = self.state.fits.get(metric);
+                    FitReport { metric, bound_s, crossing: fit.crossing(bound_s), points: fit.points }
+                })
+                .collect(),
             evidence: self.state.evidence,
             last_update: self.state.last_update,
         }
@@ -396,10 +485,17 @@ impl Calibrator {
         while st.recent.front().is_some_and(|(t, _, _)| *t < now - self.window_s) {
             st.recent.pop_front();
         }
-        let (requests, q) = (r.requests, r.quantile_s);
+        let requests = r.requests;
         let load = if st.recent.is_empty() { 0.0 } else { st.recent.iter().map(|e| e.1).sum::<f64>() / st.recent.len() as f64 };
         let fleet_changed = st.recent.iter().any(|e| e.2 != r.ready);
-        let verdict = if q.is_none() || st.recent.is_empty() {
+        let mut quantiles = ByMetric::default();
+        for (m, _) in self.slo.bounded() {
+            *quantiles.get_mut(m) = *r.quantiles.get(m);
+        }
+        // Each bound with its quantile this tick (`None`: no reading of it).
+        let bounded: Vec<(SloMetric, f64, Option<f64>)> = self.slo.bounded().map(|(m, b)| (m, b, *quantiles.get(m))).collect();
+        let verdict = if bounded.iter().any(|(_, _, q)| q.is_none()) || st.recent.is_empty() {
+            // A bound without a reading is never read as met: nothing is learned this tick.
             Verdict::NoReading
         } else if r.starting > 0 {
             Verdict::PodsStarting
@@ -409,40 +505,39 @@ impl Calibrator {
             Verdict::AtMaxReplicas
         } else if requests < MIN_REQUESTS {
             Verdict::TooFewRequests
-        } else if q.is_some_and(|q| q > OVERLOAD_FACTOR * self.slo.bound_s) {
+        } else if bounded.iter().any(|(_, b, q)| q.is_some_and(|q| q > OVERLOAD_FACTOR * b)) {
             Verdict::Overloaded
         } else {
             Verdict::Used
         };
-        let evidence = Evidence { at_s: now, load_per_replica: load, quantile_s: q, slo_s: self.slo.bound_s, requests, verdict };
+        let evidence = Evidence { at_s: now, load_per_replica: load, quantiles, requests, verdict };
         st.evidence = Some(evidence);
-        let (Verdict::Used | Verdict::Overloaded, Some(q)) = (verdict, q) else { return };
+        if !matches!(verdict, Verdict::Used | Verdict::Overloaded) {
+            return;
+        }
+        let bounded: Vec<(SloMetric, f64, f64)> = bounded.into_iter().filter_map(|(m, b, q)| q.map(|q| (m, b, q))).collect();
         if verdict == Verdict::Used {
-            // A quantile of 0 (every request in the first bucket) is as fast as the histogram
-            // shows.
-            st.fit.add(now, load, 1.0 / q.max(1e-3), requests);
+            for &(m, _, q) in &bounded {
+                // A quantile of 0 (every request in the first bucket) is as fast as the
+                // histogram shows.
+                st.fits.get_mut(m).add(now, load, 1.0 / q.max(1e-3), requests);
+            }
         }
         if st.last_update.is_some_and(|u| now - u.at_s < UPDATE_EVERY_S) {
             return;
         }
         let cur = st.capacity;
-        let breach = q > self.slo.bound_s;
-        let crossing = st.fit.crossing(self.slo.bound_s);
-        let proposal = match crossing {
-            // Overload moves the estimate only through the breach rule.
-            Some(x) if verdict == Verdict::Used => Some((x, Rule::Fit { crossing: x })),
-            _ if breach => Some((load.min(cur * (1.0 - MAX_STEP)), Rule::Breach { load })),
-            None if q < self.slo.bound_s / 2.0 && load >= cur / 2.0 => Some((cur * (1.0 + MAX_STEP), Rule::Headroom)),
-            _ => None,
-        };
-        let Some((mut want, mut rule)) = proposal else { return };
-        if breach && want > cur {
-            // Never raise while the SLO is breached; a breach below the estimate lowers it.
-            if load >= cur {
-                return;
+        // Each bound proposes; the estimate follows the lowest proposal (a bound with none
+        // holds the estimate where it is, so it can never be raised past a bound's say).
+        let (mut want, mut rule) = (f64::INFINITY, None);
+        for &(m, bound, q) in &bounded {
+            let (w, r) = propose(st.fits.get(m), m, bound, q, load, cur, verdict).map_or((cur, None), |(w, r)| (w, Some(r)));
+            if w < want {
+                (want, rule) = (w, r);
             }
-            (want, rule) = (load, Rule::Breach { load });
         }
+        // The lowest say is to hold (or nobody spoke).
+        let Some(rule) = rule else { return };
         let to = want.clamp(cur * (1.0 - MAX_STEP), cur * (1.0 + MAX_STEP)).clamp(lo, hi);
         if to == cur || ((to - cur).abs() <= DEAD_BAND * cur && to != lo && to != hi) {
             return;
@@ -466,29 +561,33 @@ impl Calibrator {
             None => s.push_str("; not updated yet"),
             Some(u) => {
                 let rule = match u.rule {
-                    Rule::Fit { crossing } => format!("fit (SLO reached at {crossing:.0})"),
+                    Rule::Fit { metric, crossing } => format!("{} fit (SLO reached at {crossing:.0})", metric.as_str()),
                     Rule::Headroom => "headroom".to_string(),
-                    Rule::Breach { .. } => "breach".to_string(),
+                    Rule::Breach { metric, .. } => format!("{} breach", metric.as_str()),
                 };
                 let _ = write!(s, "; last update {} ago {:.0} -> {:.0} by {rule}", ago(now_s - u.at_s), u.from, u.to);
             }
         }
         if let Some(e) = &st.evidence {
-            match e.quantile_s {
-                Some(v) => {
-                    let _ = write!(
-                        s,
-                        "; now {q} {} {v:.2} s vs SLO {} s at {:.0} tok/s/replica over {:.0} requests ({})",
-                        self.slo.metric.as_str(),
-                        fmt_secs(e.slo_s),
-                        e.load_per_replica,
-                        e.requests,
-                        e.verdict.says()
-                    );
-                }
-                None => {
-                    let _ = write!(s, "; now {}", e.verdict.says());
-                }
+            let read: Vec<String> = self
+                .slo
+                .bounded()
+                .map(|(m, b)| match e.quantiles.get(m) {
+                    Some(v) => format!("{q} {} {} vs SLO {}", m.as_str(), fmt_latency(*v), fmt_latency(b)),
+                    None => format!("{} no reading", m.as_str()),
+                })
+                .collect();
+            if e.verdict == Verdict::NoReading && e.quantiles.ttft.is_none() && e.quantiles.tpot.is_none() {
+                let _ = write!(s, "; now {}", e.verdict.says());
+            } else {
+                let _ = write!(
+                    s,
+                    "; now {} at {:.0} tok/s/replica over {:.0} requests ({})",
+                    read.join(", "),
+                    e.load_per_replica,
+                    e.requests,
+                    e.verdict.says()
+                );
             }
         }
         s
@@ -500,9 +599,35 @@ fn fmt_quantile(q: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn fmt_secs(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// Seconds, in ms below one second: `1.62 s`, `2 s`, `83 ms`.
+fn fmt_latency(v: f64) -> String {
+    if v < 1.0 {
+        return format!("{:.0} ms", v * 1e3);
+    }
+    let s = format!("{v:.2}");
+    format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// One bound's proposal for the estimate `cur`: the fit's crossing (when the tick was used), a
+/// step down on a breach (never up while breached), a probing step up while the latency stays
+/// below half its bound, or nothing.
+fn propose(fit: &FitSums, metric: SloMetric, bound: f64, q: f64, load: f64, cur: f64, verdict: Verdict) -> Option<(f64, Rule)> {
+    let breach = q > bound;
+    let (want, rule) = match fit.crossing(bound) {
+        // Overload moves the estimate only through the breach rule.
+        Some(x) if verdict == Verdict::Used => (x, Rule::Fit { metric, crossing: x }),
+        _ if breach => (load.min(cur * (1.0 - MAX_STEP)), Rule::Breach { metric, load }),
+        None if q < bound / 2.0 && load >= cur / 2.0 => (cur * (1.0 + MAX_STEP), Rule::Headroom),
+        _ => return None,
+    };
+    if breach && want > cur {
+        // Never raise while the bound is breached; a breach below the estimate lowers it.
+        if load >= cur {
+            return None;
+        }
+        return Some((load, Rule::Breach { metric, load }));
+    }
+    Some((want, rule))
 }
 
 fn ago(secs: f64) -> String {
@@ -520,7 +645,7 @@ fn ago(secs: f64) -> String {
 mod tests {
     use super::*;
 
-    const SLO: CalibrationSlo = CalibrationSlo { metric: SloMetric::Ttft, bound_s: 2.0, quantile: 0.99 };
+    const SLO: CalibrationSlo = CalibrationSlo::ttft(2.0, 0.99);
 
     /// A latency window: `n` requests whose p99 is `q` seconds.
     struct Window {
@@ -534,7 +659,7 @@ mod tests {
 
     fn reading(now_s: f64, ready: u32, load: f64, w: &Window) -> Reading {
         let tokens = Some((load * f64::from(ready), ready));
-        Reading { now_s, ready, starting: 0, tokens, quantile_s: Some(w.q), requests: w.n, at_max: false }
+        Reading { now_s, ready, starting: 0, tokens, quantiles: ByMetric { ttft: Some(w.q), tpot: None }, requests: w.n, at_max: false }
     }
 
     /// A single-server queue's p99: `L0 / (1 - x / K)` (huge past K).
@@ -651,8 +776,8 @@ mod tests {
         assert_eq!(c.report().evidence.unwrap().verdict, Verdict::AtMaxReplicas);
         c.observe(reading(135.0, 5, 3000.0, &w));
         assert_eq!(c.report().evidence.unwrap().verdict, Verdict::Used);
-        assert_eq!(c.report().fit_points, 1.0);
-        c.observe(Reading { quantile_s: None, requests: 0.0, ..reading(150.0, 5, 3000.0, &w) });
+        assert_eq!(c.report().fits[0].points, 1.0);
+        c.observe(Reading { quantiles: ByMetric::default(), requests: 0.0, ..reading(150.0, 5, 3000.0, &w) });
         assert_eq!(c.report().evidence.unwrap().verdict, Verdict::NoReading);
     }
 
@@ -663,7 +788,7 @@ mod tests {
         c.observe(reading(0.0, 4, 4000.0, &slow));
         let u = c.snapshot().last_update.unwrap();
         assert_eq!((u.from, u.to), (5000.0, 4500.0), "one bounded step towards the breaching load");
-        assert!(matches!(u.rule, Rule::Breach { load } if load == 4000.0));
+        assert!(matches!(u.rule, Rule::Breach { metric: SloMetric::Ttft, load } if load == 4000.0));
         // Breaching above the estimate says nothing about raising it.
         let mut c = Calibrator::new(SLO, 5000.0, 60.0);
         c.observe(reading(0.0, 4, 6000.0, &slow));
@@ -689,7 +814,11 @@ mod tests {
         // serde_json reads floats back to within an ulp (its exact mode is a crate feature).
         let orig = c.snapshot();
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs());
-        assert!(close(back.capacity, orig.capacity) && close(back.fit.xy, orig.fit.xy) && close(back.fit.points, orig.fit.points));
+        assert!(
+            close(back.capacity, orig.capacity)
+                && close(back.fits.ttft.xy, orig.fits.ttft.xy)
+                && close(back.fits.ttft.points, orig.fits.ttft.points)
+        );
         assert_eq!(
             (back.start, back.recent.len(), back.last_update.map(|u| u.at_s)),
             (orig.start, orig.recent.len(), orig.last_update.map(|u| u.at_s))
@@ -714,8 +843,66 @@ mod tests {
         let s = c.explain(240.0);
         assert_eq!(
             s,
-            "capacity auto 4500 tok/s/replica (start 5000); last update 3m ago 5000 -> 4500 by breach; now p99 ttft 3.00 s \
+            "capacity auto 4500 tok/s/replica (start 5000); last update 3m ago 5000 -> 4500 by ttft breach; now p99 ttft 3 s \
              vs SLO 2 s at 4000 tok/s/replica over 1240 requests (used)"
         );
+    }
+
+    /// A TPOT p99 that reaches a 100 ms bound at 4,000 tokens/s per replica, while TTFT
+    /// ([`queueing`]) reaches its 2 s only at 6,000.
+    fn tpot_at(x: f64) -> f64 {
+        let (l0, k) = (0.05, 8000.0);
+        if x >= k { 1.0 } else { l0 / (1.0 - x / k) }
+    }
+
+    #[test]
+    fn with_both_bounds_the_estimate_follows_the_bound_the_load_breaks_first() {
+        let slo = CalibrationSlo::both(2.0, 0.1, 0.99);
+        for start in [2000.0, 8000.0] {
+            let mut c = Calibrator::new(slo, start, 60.0);
+            let mut replicas = 2u32;
+            let mut t = 0.0;
+            while t < 6.0 * 3600.0 {
+                t += 15.0;
+                let fleet_load = 30_000.0 + 20_000.0 * (2.0 * std::f64::consts::PI * t / 7200.0).sin();
+                if (t as u64).is_multiple_of(120) {
+                    replicas = ((fleet_load * 1.5 / c.capacity()).ceil() as u32).clamp(2, 40);
+                }
+                let x = (fleet_load / f64::from(replicas)).min(7990.0);
+                let quantiles = ByMetric { ttft: Some(queueing(x)), tpot: Some(tpot_at(x)) };
+                c.observe(Reading { quantiles, ..reading(t, replicas, x, &window(0.0, 1000.0)) });
+            }
+            let off = c.capacity() / 4000.0 - 1.0;
+            assert!(off.abs() < 0.05, "from {start}: ends at {:.0} ({:+.1} %), not at TPOT's 4000", c.capacity(), off * 100.0);
+            let r = c.report();
+            assert_eq!(r.fits.iter().map(|f| f.metric).collect::<Vec<_>>(), [SloMetric::Ttft, SloMetric::Tpot]);
+            let crossing = |m: SloMetric| r.fits.iter().find(|f| f.metric == m).and_then(|f| f.crossing);
+            assert!(crossing(SloMetric::Ttft).is_some_and(|x| (x / CROSSING - 1.0).abs() < 0.05), "{:?}", r.fits);
+            assert!(crossing(SloMetric::Tpot).is_some_and(|x| (x / 4000.0 - 1.0).abs() < 0.05), "{:?}", r.fits);
+        }
+    }
+
+    #[test]
+    fn a_bounded_latency_without_a_reading_stops_learning_and_a_breach_of_either_lowers_the_estimate() {
+        let slo = CalibrationSlo::both(2.0, 0.1, 0.99);
+        let mut c = Calibrator::new(slo, 5000.0, 60.0);
+        let w = window(0.0, 1000.0);
+        // TTFT quiet, TPOT histogram missing: not evidence of headroom.
+        c.observe(Reading { quantiles: ByMetric { ttft: Some(0.3), tpot: None }, ..reading(0.0, 4, 4000.0, &w) });
+        assert_eq!(c.report().evidence.unwrap().verdict, Verdict::NoReading);
+        assert_eq!(c.capacity(), 5000.0);
+        assert!(c.explain(0.0).contains("p99 ttft 300 ms vs SLO 2 s, tpot no reading"), "{}", c.explain(0.0));
+        // TTFT quiet, TPOT over its bound: down one step, and the rule says which bound.
+        c.observe(Reading { quantiles: ByMetric { ttft: Some(0.3), tpot: Some(0.15) }, ..reading(15.0, 4, 4000.0, &w) });
+        let u = c.snapshot().last_update.unwrap();
+        assert_eq!((u.from, u.to), (5000.0, 4500.0));
+        assert!(matches!(u.rule, Rule::Breach { metric: SloMetric::Tpot, .. }), "{u:?}");
+        // Both quiet at a good share of the estimate: one step up (every bound has headroom).
+        c.observe(Reading { quantiles: ByMetric { ttft: Some(0.3), tpot: Some(0.03) }, ..reading(90.0, 4, 4000.0, &w) });
+        assert_eq!(c.snapshot().last_update.unwrap().rule, Rule::Headroom);
+        assert!((c.capacity() - 4950.0).abs() < 1e-9);
+        // TTFT quiet, TPOT between half and the bound: TPOT holds, so no step up.
+        c.observe(Reading { quantiles: ByMetric { ttft: Some(0.3), tpot: Some(0.07) }, ..reading(180.0, 4, 4000.0, &w) });
+        assert!((c.capacity() - 4950.0).abs() < 1e-9);
     }
 }

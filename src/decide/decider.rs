@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::{
-    calibrate::{CalibrationState, Calibrator, CapacityMode, Reading, RestoreError},
+    calibrate::{ByMetric, CalibrationState, Calibrator, CapacityMode, Reading, RestoreError, SloMetric},
     forecast::{self, ForecastMode, Forecaster, HistorySnapshot},
     policy::{self, ColdStartSource, Decision, NoDecision, Outcome, PolicyConfig, Signal, SignalMap},
     signals::{FleetSignals, quantile},
@@ -214,14 +214,28 @@ impl Decider {
         }
         let obs = self.signals.observe(ready.iter().copied(), starting, now);
         if let Some(c) = &mut self.calibrator {
-            let window = obs.latency_window.as_ref();
+            let slo = c.slo();
+            let windows = &obs.slo_windows;
+            let window = |m: SloMetric| match m {
+                SloMetric::Ttft => windows.ttft.as_ref(),
+                SloMetric::Tpot => windows.tpot.as_ref(),
+            };
+            let mut quantiles = ByMetric::default();
+            for (m, _) in slo.bounded() {
+                *quantiles.get_mut(m) = window(m).and_then(|h| quantile(slo.quantile(), h));
+            }
+            // The requests behind the thinnest of the bounded histograms.
+            let requests = slo
+                .bounded()
+                .map(|(m, _)| window(m).map_or(0.0, |h| h.buckets.last().map_or(h.count, |b| b.1)))
+                .fold(f64::INFINITY, f64::min);
             c.observe(Reading {
                 now_s: now.as_secs_f64(),
                 ready: obs.ready_pods,
                 starting: obs.starting_pods,
                 tokens: obs.totals.get(Signal::TokensPerSecond).map(|t| (t, obs.reporting.get(Signal::TokensPerSecond))),
-                quantile_s: window.and_then(|h| quantile(c.slo().quantile, h)),
-                requests: window.map_or(0.0, |h| h.buckets.last().map_or(h.count, |b| b.1)),
+                quantiles,
+                requests,
                 at_max: self.pressed_at_max,
             });
             self.policy.targets.set(Signal::TokensPerSecond, c.capacity());
@@ -288,8 +302,8 @@ impl Decider {
 mod tests {
     use super::*;
     use crate::{
-        decide::calibrate::{CalibrationSlo, SloMetric},
-        read::vllm::HistogramSnapshot,
+        decide::calibrate::CalibrationSlo,
+        read::vllm::{HistogramSnapshot, SloLatency},
     };
 
     fn sample(waiting: f64) -> PodSample {
@@ -342,12 +356,14 @@ mod tests {
     /// A pod that has served `tokens` tokens and `n` requests, a 100th of them slower than `slow` s.
     fn busy(tokens: f64, n: f64, slow: f64) -> PodSample {
         let buckets = vec![(0.5, 0.9 * n), (slow, 0.99 * n), (slow * 2.0, n), (f64::INFINITY, n)];
-        PodSample { tokens_total: Some(tokens), latency: Some(HistogramSnapshot { buckets, count: n, sum: 0.0 }), ..PodSample::default() }
+        let hist = HistogramSnapshot { buckets, count: n, sum: 0.0 };
+        let slo_latency = SloLatency { ttft: Some(hist.clone()), tpot: None };
+        PodSample { tokens_total: Some(tokens), latency: Some(hist), slo_latency, ..PodSample::default() }
     }
 
     #[test]
     fn an_auto_capacity_decision_shows_the_learned_capacity_its_last_update_and_evidence_in_reason_and_json() {
-        let slo = CalibrationSlo { metric: SloMetric::Ttft, bound_s: 2.0, quantile: 0.99 };
+        let slo = CalibrationSlo::ttft(2.0, 0.99);
         let mut p = PolicyConfig { capacity: CapacityMode::Auto { slo }, ..PolicyConfig::default() };
         p.targets.set(Signal::TokensPerSecond, 5000.0);
         let mut d = Decider::new(p, Duration::from_secs(60), 0.99);
@@ -370,7 +386,7 @@ mod tests {
         assert_eq!(d.learned_capacity(), Some(4500.0), "one step down on the breach");
         assert_eq!(d.policy().targets.get(Signal::TokensPerSecond), 4500.0, "the target in use is the learned one");
         assert!(dec.reason.contains("capacity auto 4500 tok/s/replica (start 5000); last update"), "{}", dec.reason);
-        assert!(dec.reason.contains("5000 -> 4500 by breach; now p99 ttft"), "{}", dec.reason);
+        assert!(dec.reason.contains("5000 -> 4500 by ttft breach; now p99 ttft"), "{}", dec.reason);
         assert!(dec.reason.contains("at 4000 tok/s/replica over 2400 requests"), "{}", dec.reason);
         let json = serde_json::to_value(&dec).unwrap();
         let cap = &json["capacity"];
@@ -379,7 +395,8 @@ mod tests {
         assert_eq!(cap["last_update"]["rule"]["kind"], "breach");
         assert_eq!(cap["evidence"]["requests"], 2400.0, "both pods, four 15 s deltas in the 60 s window");
         assert_eq!(cap["evidence"]["load_per_replica"], 4000.0);
-        assert!(cap["evidence"]["quantile_s"].as_f64().unwrap() > 2.0);
+        assert!(cap["evidence"]["quantiles"]["ttft"].as_f64().unwrap() > 2.0);
+        assert_eq!(cap["fits"][0]["metric"], "ttft");
         // The snapshot carries it to a new decider with the same configuration.
         let mut fresh = Decider::new(d.policy().clone(), Duration::from_secs(60), 0.99);
         assert_eq!(
@@ -493,10 +510,7 @@ mod tests {
         let mut d = Decider::new(PolicyConfig::default(), Duration::from_secs(60), 0.99);
         assert_eq!((d.learned_capacity(), d.capacity_snapshot()), (None, None));
         let state = Decider::new(
-            PolicyConfig {
-                capacity: CapacityMode::Auto { slo: CalibrationSlo { metric: SloMetric::Ttft, bound_s: 2.0, quantile: 0.99 } },
-                ..PolicyConfig::default()
-            },
+            PolicyConfig { capacity: CapacityMode::Auto { slo: CalibrationSlo::ttft(2.0, 0.99) }, ..PolicyConfig::default() },
             Duration::from_secs(60),
             0.99,
         )

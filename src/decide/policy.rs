@@ -17,7 +17,7 @@ use crate::{
         calibrate::{CapacityMode, CapacityReport},
         forecast::{Ahead, ForecastMode, ForecastSpec, Model, NoForecast, Outlook},
     },
-    read::vllm::HistogramSnapshot,
+    read::vllm::{HistogramSnapshot, SloLatency},
 };
 
 /// The signals the policy blends. The order is the display order in explanations.
@@ -309,6 +309,9 @@ pub struct FleetObservation {
     /// pods), from which the latency total is the quantile: the capacity estimator reads it for
     /// its own quantile and request count.
     pub latency_window: Option<HistogramSnapshot>,
+    /// The fleet's TTFT and TPOT histograms over the window, where the pods' samples carry
+    /// them: the capacity estimator checks each bound of the SLO against its own histogram.
+    pub slo_windows: SloLatency,
 }
 
 /// One signal's part in a decision.

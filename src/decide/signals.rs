@@ -10,8 +10,23 @@ use std::{collections::HashMap, collections::VecDeque, time::Duration};
 
 use crate::{
     decide::policy::{FleetObservation, Signal},
-    read::vllm::{HistogramSnapshot, PodSample},
+    read::vllm::{HistogramSnapshot, PodSample, SloLatency},
 };
+
+/// A pod's snapshots of one histogram inside the latency window (oldest first), with one at or
+/// before the window's start kept as the base of the delta.
+#[derive(Debug, Default)]
+struct Window(VecDeque<(Duration, HistogramSnapshot)>);
+
+impl Window {
+    fn push(&mut self, now: Duration, hist: &HistogramSnapshot, window: Duration) {
+        self.0.push_back((now, hist.clone()));
+        let start = now.saturating_sub(window);
+        while self.0.len() > 2 && self.0.get(1).is_some_and(|(t, _)| *t <= start) {
+            self.0.pop_front();
+        }
+    }
+}
 
 /// One pod's recent past.
 #[derive(Debug, Default)]
@@ -20,8 +35,12 @@ struct PodHistory {
     last_ok: Option<(Duration, PodSample)>,
     /// Tokens/s between the two latest successful scrapes.
     tokens_rate: Option<f64>,
-    /// Latency histogram snapshots inside the window (oldest first).
-    latency: VecDeque<(Duration, HistogramSnapshot)>,
+    /// The latency signal's histogram inside the window.
+    latency: Window,
+    /// The SLO's TTFT histogram inside the window (when the sample carries it).
+    slo_ttft: Window,
+    /// The SLO's TPOT histogram inside the window (when the sample carries it).
+    slo_tpot: Window,
     /// GPU activity 0..1 and when it was read.
     gpu: Option<(Duration, f64)>,
 }
@@ -58,12 +77,12 @@ impl FleetSignals {
                 _ => None,
             };
         }
-        if let Some(hist) = &sample.latency {
-            h.latency.push_back((now, hist.clone()));
-            // Keep one snapshot at or before the window start as the delta base.
-            let start = now.saturating_sub(self.latency_window);
-            while h.latency.len() > 2 && h.latency.get(1).is_some_and(|(t, _)| *t <= start) {
-                h.latency.pop_front();
+        let w = self.latency_window;
+        for (window, hist) in
+            [(&mut h.latency, &sample.latency), (&mut h.slo_ttft, &sample.slo_latency.ttft), (&mut h.slo_tpot, &sample.slo_latency.tpot)]
+        {
+            if let Some(hist) = hist {
+                window.push(now, hist, w);
             }
         }
         h.last_ok = Some((now, sample));
@@ -86,6 +105,7 @@ impl FleetSignals {
     pub fn observe<'a>(&self, ready: impl IntoIterator<Item = &'a str>, starting: u32, fresh_since: Duration) -> FleetObservation {
         let mut o = FleetObservation { starting_pods: starting, ..Default::default() };
         let mut fleet_hist: Option<HistogramSnapshot> = None;
+        let mut slo = SloLatency::default();
         let add = |o: &mut FleetObservation, s: Signal, v: f64| {
             o.totals.set(s, Some(o.totals.get(s).unwrap_or(0.0) + v));
             o.reporting.set(s, o.reporting.get(s) + 1);
@@ -114,17 +134,24 @@ impl FleetSignals {
                 o.reporting.set(Signal::Latency, o.reporting.get(Signal::Latency) + 1);
                 merge(&mut fleet_hist, delta);
             }
+            if let Some(delta) = window_delta(&h.slo_ttft) {
+                merge(&mut slo.ttft, delta);
+            }
+            if let Some(delta) = window_delta(&h.slo_tpot) {
+                merge(&mut slo.tpot, delta);
+            }
         }
         if let Some(q) = fleet_hist.as_ref().and_then(|h| quantile(self.quantile, h)) {
             o.totals.set(Signal::Latency, Some(q));
         }
         o.latency_window = fleet_hist;
+        o.slo_windows = slo;
         o
     }
 }
 
 /// Newest minus oldest snapshot in the window (reset-aware). `None` with fewer than two.
-fn window_delta(snaps: &VecDeque<(Duration, HistogramSnapshot)>) -> Option<HistogramSnapshot> {
+fn window_delta(Window(snaps): &Window) -> Option<HistogramSnapshot> {
     let (_, base) = snaps.front()?;
     let (_, last) = snaps.back()?;
     if snaps.len() < 2 {
@@ -261,7 +288,7 @@ mod tests {
         for t in 6..40 {
             f.record("a", s(t), sample(0.0, 0.0, b(1000.0, 10.0)));
         }
-        assert!(f.pods["a"].latency.len() <= 12);
+        assert!(f.pods["a"].latency.0.len() <= 12);
         // No request finished in the window: unknown, not zero.
         assert_eq!(f.observe(["a"], 0, s(39)).totals.get(Signal::Latency), None);
     }

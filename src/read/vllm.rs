@@ -2,10 +2,14 @@
 //!
 //! A [`VllmExtractor`] is an [`exposition::Visitor`]: it asks the parser only for the families it
 //! reads and folds them as they stream by: SUM over `engine` for queue, running and counters, MAX
-//! for KV-cache usage, bucket-wise SUM for the latency histogram. Current and older vLLM names
+//! for KV-cache usage, bucket-wise SUM for the latency histograms. Current and older vLLM names
 //! are both understood (`kv_cache_usage_perc` / `gpu_cache_usage_perc`,
 //! `inter_token_latency_seconds` / `time_per_output_token_seconds`). A body without the core
 //! gauges is an error, never a pod at zero load.
+//!
+//! Besides the latency signal's histogram, the extractor can read the two an SLO bounds (TTFT
+//! and per-request TPOT, [`VllmExtractor::reading_slo`]): the learned capacity checks every
+//! bound the SLO sets, whichever histogram the latency signal watches.
 
 use crate::read::exposition::{MetricType, Sample, Visitor};
 
@@ -55,7 +59,28 @@ pub struct PodSample {
     pub kv_capacity_tokens: Option<f64>,
     /// The configured latency histogram, summed over engines.
     pub latency: Option<HistogramSnapshot>,
+    /// The histograms of the latencies an SLO bounds, where asked for and exported.
+    pub slo_latency: SloLatency,
 }
+
+/// The TTFT and per-request TPOT histograms of one scrape (`None`: not asked for, or the pod
+/// exports neither name).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SloLatency {
+    /// `vllm:time_to_first_token_seconds`.
+    pub ttft: Option<HistogramSnapshot>,
+    /// `vllm:request_time_per_output_token_seconds`, else the inter-token latency.
+    pub tpot: Option<HistogramSnapshot>,
+}
+
+/// The TTFT histogram an SLO's TTFT bound is checked against.
+pub const SLO_TTFT_FAMILIES: &[&str] = &["vllm:time_to_first_token_seconds"];
+
+/// The histogram an SLO's TPOT bound is checked against: vLLM's per-request TPOT, the SLO's own
+/// definition. Older vLLM has only the inter-token latency, whose upper quantiles are per-token
+/// gaps (a prefill stall shows in full) and so at least as high: a conservative stand-in.
+pub const SLO_TPOT_FAMILIES: &[&str] =
+    &["vllm:request_time_per_output_token_seconds", "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"];
 
 /// Why a body could not be read as a vLLM pod.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,13 +104,73 @@ const GENERATION: &str = "vllm:generation_tokens_total";
 const PREEMPT: &str = "vllm:num_preemptions_total";
 const CACHE_INFO: &str = "vllm:cache_config_info";
 
+/// Folds one histogram, known by several family names (newest first), over engines.
+#[derive(Debug)]
+struct HistogramReader {
+    families: &'static [&'static str],
+    /// Which of `families` the histogram came from (lower index = newer name wins).
+    family: Option<usize>,
+    hist: HistogramSnapshot,
+}
+
+impl HistogramReader {
+    fn new(families: &'static [&'static str]) -> Self {
+        HistogramReader { families, family: None, hist: HistogramSnapshot::default() }
+    }
+
+    fn reset(&mut self) {
+        self.family = None;
+        self.hist.clear();
+    }
+
+    /// Which family `name` is a series of, and which part (`_bucket`, `_count`, `_sum`).
+    fn part<'n>(&self, name: &'n str) -> Option<(usize, &'n str)> {
+        self.families.iter().enumerate().find_map(|(i, fam)| {
+            let rest = name.strip_prefix(fam)?;
+            matches!(rest, "_bucket" | "_count" | "_sum").then_some((i, rest))
+        })
+    }
+
+    fn on(&mut self, idx: usize, part: &str, s: &Sample<'_>) {
+        match self.family {
+            Some(cur) if idx > cur => return, // an older name while the newer one is present
+            Some(cur) if idx < cur => self.hist.clear(),
+            _ => {}
+        }
+        self.family = Some(idx);
+        match part {
+            "_bucket" => {
+                if let Some(le) = s.label("le").and_then(|v| v.as_f64()) {
+                    self.hist.add_bucket(le, s.value);
+                }
+            }
+            "_count" => self.hist.count += s.value,
+            _ => self.hist.sum += s.value,
+        }
+    }
+
+    /// Folds the series in if it is one of this histogram's.
+    fn offer(&mut self, s: &Sample<'_>) {
+        if let Some((idx, part)) = self.part(s.name) {
+            self.on(idx, part, s);
+        }
+    }
+
+    fn snapshot(&self) -> Option<HistogramSnapshot> {
+        (self.family.is_some() && !self.hist.buckets.is_empty()).then(|| self.hist.clone())
+    }
+}
+
 /// Streams a vLLM body into a [`PodSample`]. Reusable across scrapes (keeps its buffers).
 #[derive(Debug)]
 pub struct VllmExtractor {
     model_filter: Option<String>,
-    latency_families: &'static [&'static str],
-    /// Which of `latency_families` the histogram came from (lower index = newer name wins).
-    latency_family: Option<usize>,
+    /// The latency signal's histogram.
+    latency: HistogramReader,
+    /// The SLO's TTFT histogram, when asked for.
+    slo_ttft: Option<HistogramReader>,
+    /// The SLO's TPOT histogram, when asked for.
+    slo_tpot: Option<HistogramReader>,
     waiting: Option<f64>,
     running: Option<f64>,
     kv_new: Option<f64>,
@@ -94,7 +179,6 @@ pub struct VllmExtractor {
     generation: Option<f64>,
     preempt: Option<f64>,
     kv_capacity: Option<f64>,
-    hist: HistogramSnapshot,
 }
 
 impl VllmExtractor {
@@ -102,8 +186,9 @@ impl VllmExtractor {
     pub fn new(model_filter: Option<String>, latency_families: &'static [&'static str]) -> Self {
         VllmExtractor {
             model_filter,
-            latency_families,
-            latency_family: None,
+            latency: HistogramReader::new(latency_families),
+            slo_ttft: None,
+            slo_tpot: None,
             waiting: None,
             running: None,
             kv_new: None,
@@ -112,13 +197,23 @@ impl VllmExtractor {
             generation: None,
             preempt: None,
             kv_capacity: None,
-            hist: HistogramSnapshot::default(),
         }
+    }
+
+    /// Also reads the histograms of the SLO's bounds ([`SLO_TTFT_FAMILIES`],
+    /// [`SLO_TPOT_FAMILIES`]) into [`PodSample::slo_latency`].
+    pub fn reading_slo(mut self, ttft: bool, tpot: bool) -> Self {
+        self.slo_ttft = ttft.then(|| HistogramReader::new(SLO_TTFT_FAMILIES));
+        self.slo_tpot = tpot.then(|| HistogramReader::new(SLO_TPOT_FAMILIES));
+        self
     }
 
     /// Forgets the previous body (keeps allocations).
     pub fn reset(&mut self) {
-        self.latency_family = None;
+        self.latency.reset();
+        for r in [&mut self.slo_ttft, &mut self.slo_tpot].into_iter().flatten() {
+            r.reset();
+        }
         self.waiting = None;
         self.running = None;
         self.kv_new = None;
@@ -127,7 +222,6 @@ impl VllmExtractor {
         self.generation = None;
         self.preempt = None;
         self.kv_capacity = None;
-        self.hist.clear();
     }
 
     /// The reduced sample, or why the body was not a usable vLLM response.
@@ -142,7 +236,10 @@ impl VllmExtractor {
             (None, None) => None,
             (p, g) => Some(p.unwrap_or(0.0) + g.unwrap_or(0.0)),
         };
-        let latency = (self.latency_family.is_some() && !self.hist.buckets.is_empty()).then(|| self.hist.clone());
+        let slo_latency = SloLatency {
+            ttft: self.slo_ttft.as_ref().and_then(HistogramReader::snapshot),
+            tpot: self.slo_tpot.as_ref().and_then(HistogramReader::snapshot),
+        };
         Ok(PodSample {
             waiting,
             running,
@@ -150,33 +247,9 @@ impl VllmExtractor {
             tokens_total,
             preemptions_total: self.preempt,
             kv_capacity_tokens: self.kv_capacity,
-            latency,
+            latency: self.latency.snapshot(),
+            slo_latency,
         })
-    }
-
-    fn latency_part<'n>(&self, name: &'n str) -> Option<(usize, &'n str)> {
-        self.latency_families.iter().enumerate().find_map(|(i, fam)| {
-            let rest = name.strip_prefix(fam)?;
-            matches!(rest, "_bucket" | "_count" | "_sum").then_some((i, rest))
-        })
-    }
-
-    fn on_latency(&mut self, idx: usize, part: &str, s: &Sample<'_>) {
-        match self.latency_family {
-            Some(cur) if idx > cur => return, // an older name while the newer one is present
-            Some(cur) if idx < cur => self.hist.clear(),
-            _ => {}
-        }
-        self.latency_family = Some(idx);
-        match part {
-            "_bucket" => {
-                if let Some(le) = s.label("le").and_then(|v| v.as_f64()) {
-                    self.hist.add_bucket(le, s.value);
-                }
-            }
-            "_count" => self.hist.count += s.value,
-            _ => self.hist.sum += s.value,
-        }
     }
 }
 
@@ -193,7 +266,9 @@ impl Visitor for VllmExtractor {
         if !name.starts_with("vllm:") {
             return false;
         }
-        matches!(name, WAITING | RUNNING | KV | KV_OLD | PROMPT | GENERATION | PREEMPT | CACHE_INFO) || self.latency_part(name).is_some()
+        matches!(name, WAITING | RUNNING | KV | KV_OLD | PROMPT | GENERATION | PREEMPT | CACHE_INFO)
+            || self.latency.part(name).is_some()
+            || [&self.slo_ttft, &self.slo_tpot].into_iter().flatten().any(|r| r.part(name).is_some())
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
@@ -221,9 +296,11 @@ impl Visitor for VllmExtractor {
                     add(&mut self.kv_capacity, blocks * size);
                 }
             }
-            name => {
-                if let Some((idx, part)) = self.latency_part(name) {
-                    self.on_latency(idx, part, s);
+            _ => {
+                // A histogram series may feed the signal's histogram and an SLO's (TTFT both).
+                self.latency.offer(s);
+                for r in [&mut self.slo_ttft, &mut self.slo_tpot].into_iter().flatten() {
+                    r.offer(s);
                 }
             }
         }
@@ -323,5 +400,28 @@ vllm:time_to_first_token_seconds_sum{engine="1",model_name="llama"} 0.2
         let s = extract(&fixture("vllm-multiprocess.prom"), None, TTFT).unwrap();
         let h = s.latency.expect("histogram with _sum first");
         assert_eq!(h.buckets.last().map(|b| b.1), Some(h.count));
+    }
+
+    #[test]
+    fn the_slo_histograms_are_read_beside_the_signal_s_and_tpot_falls_back_to_the_inter_token_latency() {
+        let read = |body: &str| {
+            let mut x = VllmExtractor::new(None, ITL).reading_slo(true, true);
+            exposition::parse(body.as_bytes(), &mut x).expect("parse");
+            x.finish().expect("a vLLM body")
+        };
+        let s = read(TWO_ENGINES);
+        assert_eq!(s.slo_latency.ttft.map(|h| h.count), Some(4.0), "TTFT summed over engines, beside the ITL signal");
+        assert_eq!(s.slo_latency.tpot, None, "no TPOT or ITL family in the body: absent, not zero");
+        let legacy = read(&fixture("vllm-legacy-v0.prom"));
+        assert_eq!(legacy.slo_latency.tpot, legacy.latency, "older vLLM: time_per_output_token_seconds stands in for TPOT");
+        let both = format!(
+            "{TWO_ENGINES}vllm:request_time_per_output_token_seconds_bucket{{le=\"0.1\"}} 5\n\
+             vllm:request_time_per_output_token_seconds_bucket{{le=\"+Inf\"}} 6\n\
+             vllm:inter_token_latency_seconds_bucket{{le=\"0.1\"}} 50\nvllm:inter_token_latency_seconds_bucket{{le=\"+Inf\"}} 60\n"
+        );
+        let s = read(&both);
+        assert_eq!(s.slo_latency.tpot.map(|h| h.buckets), Some(vec![(0.1, 5.0), (f64::INFINITY, 6.0)]), "per-request TPOT wins");
+        assert_eq!(s.latency.map(|h| h.buckets.len()), Some(2), "the signal still reads the ITL");
+        assert_eq!(extract(TWO_ENGINES, None, TTFT).unwrap().slo_latency, SloLatency::default(), "not asked for: not read");
     }
 }

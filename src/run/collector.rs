@@ -15,7 +15,7 @@ use crate::{
     decide::{Decider, Tick, policy::Decision},
     discovery::{Exporter, FleetSource, PodInfo},
     read::dcgm::DcgmExtractor,
-    read::vllm::{PodSample, VllmExtractor},
+    read::vllm::PodSample,
     run::history::Persistence,
     run::target::{Shared, Target},
     run::telemetry::PodLabels,
@@ -159,7 +159,7 @@ async fn scrape_pod<'p>(
             return (pod.name.as_str(), Err("shutting down".to_string()));
         };
         let started = Instant::now();
-        let mut x = VllmExtractor::new(spec.model_name.clone(), spec.latency.histogram.families());
+        let mut x = spec.vllm_extractor();
         let res = match shared.scraper.scrape(&url, &mut x).await {
             Ok(_) => x.finish().map_err(|e| (format!("{url}: {e}"), "no_vllm_metrics")),
             Err(e) => Err((e.to_string(), e.kind())),

@@ -30,8 +30,23 @@ pub struct SavedState {
     pub saved_at_s: u64,
     /// The demand history (`None`: not forecasting).
     pub history: Option<HistorySnapshot>,
-    /// The learned capacity (`None`: a fixed tokens/s target).
+    /// The learned capacity (`None`: a fixed tokens/s target, or one saved in a shape this
+    /// version does not read, which is dropped rather than costing the history too).
+    #[serde(default, deserialize_with = "capacity_if_readable")]
     pub capacity: Option<CalibrationState>,
+}
+
+/// A saved capacity, or `None` (with a log line) when it is not in this version's shape: the
+/// estimator then starts again from its configured start while the demand history is kept.
+fn capacity_if_readable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CalibrationState>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| match serde_json::from_value(v) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "saved learned capacity is not in this version's shape: dropped, history kept");
+            None
+        }
+    }))
 }
 
 /// Why reading or writing the state failed.
@@ -188,5 +203,18 @@ mod tests {
             assert!(name.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-')), "{name}");
         }
         assert_eq!(HistoryStore::config_map_name("ai", &long), HistoryStore::config_map_name("ai", &long), "stable");
+    }
+
+    #[test]
+    fn a_capacity_saved_in_an_older_shape_is_dropped_and_the_rest_of_the_state_kept() {
+        let old = r#"{"scaledObject":"ai/llama","savedAtS":7,"history":null,
+            "capacity":{"start":5000,"capacity":4500,"fit":{"w":1,"x":1,"y":1,"xx":1,"xy":1,"points":1,"at_s":0},
+            "recent":[],"evidence":{"at_s":0,"load_per_replica":1,"quantile_s":0.5,"slo_s":2,"requests":300,"verdict":{"kind":"used"}},
+            "last_update":{"at_s":0,"from":5000,"to":4500,"rule":{"kind":"breach","load":4000},"evidence":{"at_s":0,
+            "load_per_replica":1,"quantile_s":3,"slo_s":2,"requests":300,"verdict":{"kind":"used"}}}}}"#;
+        let state: SavedState = serde_json::from_str(old).expect("the state still reads");
+        assert_eq!((state.scaled_object.as_str(), state.saved_at_s, state.capacity), ("ai/llama", 7, None));
+        let none: SavedState = serde_json::from_str(r#"{"scaledObject":"ai/llama","savedAtS":7,"history":null}"#).unwrap();
+        assert_eq!(none.capacity, None);
     }
 }

@@ -37,12 +37,13 @@ impl Default for Scraper {
 }
 
 impl Scraper {
-    /// The pod's vLLM `/metrics`, read as the collector reads it.
-    pub fn vllm(&mut self, pod: &mut Pod, model: Option<String>, families: &'static [&'static str]) -> Result<PodSample, String> {
+    /// The pod's vLLM `/metrics`, read by `extractor` (made once, on the first scrape) as the
+    /// collector reads it.
+    pub fn vllm(&mut self, pod: &mut Pod, extractor: impl FnOnce() -> VllmExtractor) -> Result<PodSample, String> {
         pod.replica.sync_gauges();
         self.body.clear();
         pod.replica.pod.render(&mut self.body);
-        let x = self.vllm.get_or_insert_with(|| VllmExtractor::new(model, families));
+        let x = self.vllm.get_or_insert_with(extractor);
         x.reset();
         exposition::parse(self.body.as_bytes(), x).map_err(|e| e.to_string())?;
         x.finish().map_err(|e| e.to_string())
@@ -166,7 +167,7 @@ impl Source {
             Source::Queue { latest } => {
                 let mut total = None;
                 for pod in fleet.ready_pods_mut() {
-                    if let Ok(s) = scraper.vllm(pod, None, LatencyHistogram::Ttft.families()) {
+                    if let Ok(s) = scraper.vllm(pod, || VllmExtractor::new(None, LatencyHistogram::Ttft.families())) {
                         *total.get_or_insert(0.0) += s.waiting;
                     }
                 }
@@ -175,7 +176,9 @@ impl Source {
             Source::Tokens { latest, history } => {
                 let mut seen = Vec::new();
                 for pod in fleet.ready_pods_mut() {
-                    if let Ok(Some(total)) = scraper.vllm(pod, None, LatencyHistogram::Ttft.families()).map(|s| s.tokens_total) {
+                    if let Ok(Some(total)) =
+                        scraper.vllm(pod, || VllmExtractor::new(None, LatencyHistogram::Ttft.families())).map(|s| s.tokens_total)
+                    {
                         history.entry(pod.name.clone()).or_default().push_back((t, total));
                         seen.push(pod.name.clone());
                     }
@@ -185,7 +188,6 @@ impl Source {
                 *latest = tokens_rate(history, t);
             }
             Source::LlmScaler { spec, calendar, decider, latest, dominant, minutes } => {
-                let families = spec.latency.histogram.families();
                 let gpu_field = match &spec.gpu {
                     GpuSource::None => None,
                     GpuSource::StaticDcgm { field, .. } | GpuSource::KubeDcgm { field, .. } => Some(*field),
@@ -195,7 +197,7 @@ impl Source {
                 let readings: Vec<(Result<PodSample, String>, Option<f64>)> = fleet
                     .ready_pods_mut()
                     .map(|pod| {
-                        let sample = scraper.vllm(pod, spec.model_name.clone(), families);
+                        let sample = scraper.vllm(pod, || spec.vllm_extractor());
                         let gpu = gpu_field.and_then(|field| scraper.gpu(pod, field));
                         (sample, gpu)
                     })

@@ -18,6 +18,7 @@ use crate::{
         forecast::{ForecastMode, ForecastSpec, Seasons},
         policy::{BlendMode, PolicyConfig, SIGNALS, Signal, TargetForm},
     },
+    read::vllm::VllmExtractor,
     spec::tenancy::{NamespaceAccess, is_namespace_name},
 };
 
@@ -156,12 +157,14 @@ fn slo_metric(histogram: LatencyHistogram) -> Option<SloMetric> {
 pub const SLO_LATENCY_TARGET_SHARE: f64 = 0.75;
 
 impl SloSpec {
-    /// The SLO's bound on what `histogram` measures, as the capacity estimator reads it: TTFT
-    /// for `ttft`, TPOT for `tpot` and `itl` (the mean inter-token latency is the TPOT); none
-    /// for end-to-end and queue time.
-    pub fn calibration(&self, histogram: LatencyHistogram) -> Option<CalibrationSlo> {
-        let metric = slo_metric(histogram)?;
-        Some(CalibrationSlo { metric, bound_s: self.bound(metric)?.as_secs_f64(), quantile: self.quantile })
+    /// The SLO as the capacity estimator learns against it: every bound it sets, each read from
+    /// its own histogram (TTFT, per-request TPOT) whichever one the latency signal watches.
+    pub fn calibration(&self) -> CalibrationSlo {
+        match self.bounds {
+            SloBounds::Ttft(t) => CalibrationSlo::ttft(t.as_secs_f64(), self.quantile),
+            SloBounds::Tpot(t) => CalibrationSlo::tpot(t.as_secs_f64(), self.quantile),
+            SloBounds::Both { ttft, tpot } => CalibrationSlo::both(ttft.as_secs_f64(), tpot.as_secs_f64(), self.quantile),
+        }
     }
 
     /// The bound on `metric`, if set.
@@ -512,6 +515,16 @@ fn duration(v: &str) -> Option<Duration> {
 }
 
 impl ScalerSpec {
+    /// The reader of this ScaledObject's vLLM bodies: its model filter, the latency signal's
+    /// histogram and, with an `auto` capacity, the histograms of the SLO's bounds.
+    pub fn vllm_extractor(&self) -> VllmExtractor {
+        let x = VllmExtractor::new(self.model_name.clone(), self.latency.histogram.families());
+        match self.policy.capacity {
+            CapacityMode::Auto { slo } => x.reading_slo(slo.bound(SloMetric::Ttft).is_some(), slo.bound(SloMetric::Tpot).is_some()),
+            CapacityMode::Fixed => x,
+        }
+    }
+
     /// Parses and validates one metadata map.
     pub fn parse(raw: &HashMap<String, String>, ctx: &ParseContext<'_>) -> Result<Self, SpecError> {
         let m = Meta::new(raw)?;
@@ -674,7 +687,7 @@ impl ScalerSpec {
                             let slo = match (slo, d.capacity) {
                                 // No SLO here: the server's `[defaults]` may have given one.
                                 (None, CapacityMode::Auto { slo }) => slo,
-                                _ => Self::auto_slo(m, def.target_key, slo, histogram)?,
+                                _ => Self::auto_slo(m, def.target_key, slo)?,
                             };
                             p.capacity = CapacityMode::Auto { slo };
                             // `auto` alone starts at the default (or the server's default).
@@ -743,23 +756,8 @@ impl ScalerSpec {
             }
             let tokens_key = Signal::TokensPerSecond.def().target_key;
             if m.get(tokens_key).is_none() {
-                let slo = Self::auto_slo(m, "latencyMetric", Some(slo), histogram)?;
-                p.capacity = CapacityMode::Auto { slo };
+                p.capacity = CapacityMode::Auto { slo: slo.calibration() };
             }
-        }
-        if let CapacityMode::Auto { slo: inherited } = p.capacity
-            && slo.is_none()
-            && m.get("latencyMetric").is_some()
-            && slo_metric(histogram) != Some(inherited.metric)
-        {
-            return Err(SpecError::Conflict {
-                key: "latencyMetric".into(),
-                problem: format!(
-                    "the default tokens/s target is auto against a {} SLO; this histogram does not measure it (set an SLO \
-                     here or a fixed targetTokensPerSecond)",
-                    inherited.metric.as_str()
-                ),
-            });
         }
         Ok(p)
     }
@@ -791,21 +789,11 @@ impl ScalerSpec {
 
     /// The SLO the capacity is learned against, or why `auto` cannot be used (`key` is the key
     /// blamed).
-    fn auto_slo(m: &Meta<'_>, key: &'static str, slo: Option<&SloSpec>, histogram: LatencyHistogram) -> Result<CalibrationSlo, SpecError> {
+    fn auto_slo(m: &Meta<'_>, key: &'static str, slo: Option<&SloSpec>) -> Result<CalibrationSlo, SpecError> {
         let key = m.get(key).map_or(key, |(k, _)| k).to_string();
-        let Some(slo) = slo else {
-            return Err(SpecError::Conflict {
-                key,
-                problem: "auto learns the capacity against a latency SLO: set sloTtft and/or sloTpot".into(),
-            });
-        };
-        slo.calibration(histogram).ok_or_else(|| SpecError::Conflict {
+        slo.map(SloSpec::calibration).ok_or_else(|| SpecError::Conflict {
             key,
-            problem: format!(
-                "auto reads the latency histogram against its SLO bound, and latencyMetric {} has none here (use ttft with \
-                 sloTtft, or tpot/itl with sloTpot)",
-                histogram.name()
-            ),
+            problem: "auto learns the capacity against a latency SLO: set sloTtft and/or sloTpot".into(),
         })
     }
 }
@@ -1108,12 +1096,13 @@ mod tests {
         assert!((s.policy.targets.get(Signal::Latency) - 1.5).abs() < 1e-12, "3/4 of the 2 s TTFT bound");
         let start = Signal::TokensPerSecond.def().default_target;
         assert_eq!(s.policy.targets.get(Signal::TokensPerSecond), start, "auto starts at the default");
-        assert_eq!(s.policy.capacity, CapacityMode::Auto { slo: CalibrationSlo { metric: SloMetric::Ttft, bound_s: 2.0, quantile: 0.95 } });
+        // Both bounds are learned against, each from its own histogram.
+        assert_eq!(s.policy.capacity, CapacityMode::Auto { slo: CalibrationSlo::both(2.0, 0.1, 0.95) });
         // Only a TPOT bound: the TPOT histogram, 75 ms.
         let s = ScalerSpec::parse(&meta(&[("sloTpot", "100ms")]), &ctx(&p, &l)).unwrap();
         assert_eq!(s.latency.histogram, LatencyHistogram::Tpot);
         assert!((s.policy.targets.get(Signal::Latency) - 0.075).abs() < 1e-12);
-        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo.metric == SloMetric::Tpot && slo.quantile == 0.99));
+        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo == CalibrationSlo::tpot(0.1, 0.99)));
     }
 
     #[test]
@@ -1150,8 +1139,6 @@ mod tests {
             (vec![("sloQuantile", "0.99")], "sloQuantile", "needs a bound"),
             (vec![("targetTokensPerSecond", "auto:x")], "targetTokensPerSecond", "auto:N"),
             (vec![("targetTokensPerSecond", "auto")], "targetTokensPerSecond", "set sloTtft and/or sloTpot"),
-            (vec![("sloTpot", "100ms"), ("latencyMetric", "ttft")], "latencyMetric", "has none here"),
-            (vec![("sloTtft", "2s"), ("latencyMetric", "e2e"), ("targetTokensPerSecond", "auto")], "targetTokensPerSecond", "e2e"),
         ] {
             let err = ScalerSpec::parse(&meta(&kv), &ctx(&p, &l)).unwrap_err();
             let named = match &err {
@@ -1168,9 +1155,33 @@ mod tests {
         let l = lat();
         let defaults = ScalerSpec::parse(&meta(&[("sloTtft", "2s")]), &ctx(&base, &l)).unwrap();
         let s = ScalerSpec::parse(&meta(&[("targetTokensPerSecond", "auto:3000")]), &ctx(&defaults.policy, &defaults.latency)).unwrap();
-        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo.bound_s == 2.0));
+        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo == CalibrationSlo::ttft(2.0, 0.99)));
         assert_eq!(s.policy.targets.get(Signal::TokensPerSecond), 3000.0);
-        let err = ScalerSpec::parse(&meta(&[("latencyMetric", "e2e")]), &ctx(&defaults.policy, &defaults.latency)).unwrap_err();
-        assert!(matches!(&err, SpecError::Conflict { key, .. } if key == "latencyMetric"), "{err}");
+        // The estimator reads the SLO's own histograms: any latency signal goes with it.
+        let s = ScalerSpec::parse(&meta(&[("latencyMetric", "e2e")]), &ctx(&defaults.policy, &defaults.latency)).unwrap();
+        assert_eq!(s.latency.histogram, LatencyHistogram::E2e);
+        assert!(matches!(s.policy.capacity, CapacityMode::Auto { slo } if slo == CalibrationSlo::ttft(2.0, 0.99)));
+    }
+
+    #[test]
+    fn an_auto_capacity_reads_the_histograms_of_every_bound_beside_the_signal_s() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(&meta(&[("sloTtft", "2s"), ("sloTpot", "100ms"), ("latencyMetric", "e2e")]), &ctx(&p, &l)).unwrap();
+        let body = "vllm:num_requests_waiting 0\nvllm:num_requests_running 1\n\
+                    vllm:e2e_request_latency_seconds_bucket{le=\"1\"} 1\nvllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} 1\n\
+                    vllm:time_to_first_token_seconds_bucket{le=\"1\"} 2\nvllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 2\n\
+                    vllm:request_time_per_output_token_seconds_bucket{le=\"0.1\"} 3\n\
+                    vllm:request_time_per_output_token_seconds_bucket{le=\"+Inf\"} 3\n";
+        let mut x = s.vllm_extractor();
+        crate::read::exposition::parse(body.as_bytes(), &mut x).unwrap();
+        let sample = x.finish().unwrap();
+        let last = |h: Option<crate::read::vllm::HistogramSnapshot>| h.and_then(|h| h.buckets.last().map(|b| b.1));
+        assert_eq!(last(sample.latency), Some(1.0), "the signal's e2e histogram");
+        assert_eq!((last(sample.slo_latency.ttft), last(sample.slo_latency.tpot)), (Some(2.0), Some(3.0)));
+        let fixed = ScalerSpec::parse(&meta(&[("sloTtft", "2s"), ("targetTokensPerSecond", "4000")]), &ctx(&p, &l)).unwrap();
+        let mut x = fixed.vllm_extractor();
+        crate::read::exposition::parse(body.as_bytes(), &mut x).unwrap();
+        assert_eq!(x.finish().unwrap().slo_latency, crate::read::vllm::SloLatency::default(), "a fixed target reads no SLO histogram");
     }
 }
