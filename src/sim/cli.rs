@@ -18,7 +18,7 @@ use crate::sim::{
     replica_report, scoreboard,
     seeds::Trials,
     tune::{self, Family, Kept},
-    workload::{LengthDist, Process, RateCurve, Source, Workload, read_trace},
+    workload::{LengthDist, LengthDrift, Process, RateCurve, Source, Workload, read_trace},
 };
 
 /// Flags of `llm-scaler simulate`.
@@ -47,6 +47,11 @@ pub struct SimulateArgs {
     /// Output length distribution [default: ServeGen's, lognormal:53:872].
     #[arg(long, value_name = "DIST")]
     pub output_len: Option<String>,
+    /// Drift the length mix over the source: prompt and output lengths grow linearly to these
+    /// factors by the source's end (e.g. 1:2 doubles the outputs; tuning and evaluated parts
+    /// then see different mixes).
+    #[arg(long, value_name = "IN:OUT")]
+    pub length_drift: Option<String>,
     /// Start of the part of the source to replay (e.g. 7d for a hold-out split).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub from: Option<Duration>,
@@ -266,6 +271,10 @@ pub fn workload(a: &SimulateArgs) -> anyhow::Result<Workload> {
             bail!("--rate-scale must be positive");
         }
         w.rate_scale = r;
+    }
+    if let Some(d) = &a.length_drift {
+        w.length_drift =
+            LengthDrift::parse(d).with_context(|| format!("--length-drift {d}: expected IN:OUT factors in (0, 100], e.g. 1:2"))?;
     }
     if w.duration_s() <= 0.0 {
         bail!("the workload is empty (check --from/--to)");

@@ -398,6 +398,42 @@ pub enum Source {
     },
 }
 
+/// A length mix that drifts over the source: prompt and output lengths are multiplied by a factor
+/// that grows (or shrinks) linearly from 1 at the source's start to `input` / `output` at its
+/// end, in source time, so a tuning part and a later evaluated part see different mixes. A model upgrade that makes answers longer, or a new client sending longer
+/// documents, changes what one replica serves in requests/s and in tokens/s: a target tuned on
+/// the first days is then wrong on the last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LengthDrift {
+    /// Prompt-length factor reached at the end.
+    pub input: f64,
+    /// Output-length factor reached at the end.
+    pub output: f64,
+}
+
+impl LengthDrift {
+    /// No drift.
+    pub const NONE: LengthDrift = LengthDrift { input: 1.0, output: 1.0 };
+
+    /// Parses `IN:OUT` (e.g. `1:3`: outputs three times as long by the end), factors in
+    /// (0, 100].
+    pub fn parse(s: &str) -> Option<LengthDrift> {
+        let (i, o) = s.split_once(':')?;
+        let f = |v: &str| v.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0 && *x <= 100.0);
+        Some(LengthDrift { input: f(i)?, output: f(o)? })
+    }
+
+    /// `(input, output)` scaled at `progress` (0 at the start, 1 at the end) through the source.
+    fn apply(self, progress: f64, input: u32, output: u32) -> (u32, u32) {
+        if self == LengthDrift::NONE {
+            return (input, output);
+        }
+        let p = progress.clamp(0.0, 1.0);
+        let scale = |n: u32, f: f64| (f64::from(n) * (1.0 + (f - 1.0) * p)).round().clamp(1.0, f64::from(u32::MAX)) as u32;
+        (scale(input, self.input), scale(output, self.output))
+    }
+}
+
 /// A workload: a source plus the transformations applied to it.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -414,6 +450,8 @@ pub struct Workload {
     pub rate_scale: f64,
     /// Seed of every random choice.
     pub seed: u64,
+    /// How the length mix drifts over the source ([`LengthDrift::NONE`]: it does not).
+    pub length_drift: LengthDrift,
     /// A label for reports.
     pub name: String,
 }
@@ -430,6 +468,9 @@ impl fmt::Display for Workload {
         if self.rate_scale != 1.0 {
             write!(f, " rate x{:.4}", self.rate_scale)?;
         }
+        if self.length_drift != LengthDrift::NONE {
+            write!(f, " lengths drifting to x{}:x{}", self.length_drift.input, self.length_drift.output)?;
+        }
         Ok(())
     }
 }
@@ -437,16 +478,29 @@ impl fmt::Display for Workload {
 impl Workload {
     /// A workload over `source` with no transformation.
     pub fn new(name: impl Into<String>, source: Source, seed: u64) -> Self {
-        Workload { source, from_s: 0.0, to_s: f64::INFINITY, time_scale: 1.0, rate_scale: 1.0, seed, name: name.into() }
+        Workload {
+            source,
+            from_s: 0.0,
+            to_s: f64::INFINITY,
+            time_scale: 1.0,
+            rate_scale: 1.0,
+            seed,
+            length_drift: LengthDrift::NONE,
+            name: name.into(),
+        }
     }
 
     /// Length of the replay in seconds (after windowing and time scaling).
     pub fn duration_s(&self) -> f64 {
-        let end = match &self.source {
+        (self.source_end_s().min(self.to_s) - self.from_s).max(0.0) * self.time_scale
+    }
+
+    /// End of the whole source, source seconds.
+    fn source_end_s(&self) -> f64 {
+        match &self.source {
             Source::Trace(t) => t.last().map_or(0.0, |r| r.arrival_s),
             Source::Rate { curve, .. } => curve.end_s(),
-        };
-        (end.min(self.to_s) - self.from_s).max(0.0) * self.time_scale
+        }
     }
 
     /// Peak arrival rate of the source part used, before rate scaling but after time scaling
@@ -494,7 +548,16 @@ impl Workload {
                 Inner::Rate { curve, window: 0, ahead: 0.0, gamma, input: input.sampler(), output: output.sampler() }
             }
         };
-        Arrivals { inner, rng, time_scale: self.time_scale, rate_scale: self.rate_scale, from_s: self.from_s, to_s: self.to_s }
+        Arrivals {
+            inner,
+            rng,
+            time_scale: self.time_scale,
+            rate_scale: self.rate_scale,
+            from_s: self.from_s,
+            to_s: self.to_s,
+            drift: self.length_drift,
+            source_end_s: self.source_end_s(),
+        }
     }
 }
 
@@ -511,12 +574,25 @@ pub struct Arrivals {
     rate_scale: f64,
     from_s: f64,
     to_s: f64,
+    drift: LengthDrift,
+    /// End of the whole source, source seconds (the drift's progress is source time / end).
+    source_end_s: f64,
 }
 
 impl Iterator for Arrivals {
     type Item = Request;
 
     fn next(&mut self) -> Option<Request> {
+        let r = self.next_undrifted()?;
+        let source_s = r.arrival_s / self.time_scale + self.from_s;
+        let progress = if self.source_end_s > 0.0 { source_s / self.source_end_s } else { 0.0 };
+        let (input, output) = self.drift.apply(progress, r.input, r.output);
+        Some(Request { input, output, ..r })
+    }
+}
+
+impl Arrivals {
+    fn next_undrifted(&mut self) -> Option<Request> {
         match &mut self.inner {
             Inner::Trace { reqs, next, pending } => loop {
                 if let Some(r) = pending.pop_front() {
@@ -594,6 +670,29 @@ mod tests {
             assert_eq!(at(day + 20.0 * 3600.0), 2.0);
         }
         assert!(RateCurve::synthetic("workday:2:8:18:9:600", 86_400.0, 60.0).is_err(), "end before start");
+    }
+
+    #[test]
+    fn a_drifting_length_mix_scales_lengths_linearly_from_one_at_the_start_to_the_factor_at_the_end() {
+        let curve = RateCurve::synthetic("ramp:50:50", 1000.0, 10.0).unwrap();
+        let source = Source::Rate { curve, process: Process::Poisson, input: LengthDist::Fixed(100), output: LengthDist::Fixed(10) };
+        let mut w = Workload::new("drift", source, 1);
+        w.length_drift = LengthDrift::parse("1:3").unwrap();
+        let reqs: Vec<Request> = w.arrivals().collect();
+        let first = reqs.first().unwrap();
+        let last = reqs.last().unwrap();
+        assert_eq!((first.input, first.output), (100, 10), "{first:?}");
+        assert_eq!((last.input, last.output), (100, 30), "{last:?}");
+        let mid = reqs.iter().find(|r| r.arrival_s >= 500.0).unwrap();
+        assert_eq!(mid.output, 20, "half way: x2 ({mid:?})");
+        assert!(w.to_string().ends_with("lengths drifting to x1:x3"), "{w}");
+        // Over the source, not the part: the second half starts where the whole is half way.
+        w.from_s = 500.0;
+        let later = w.arrivals().next().unwrap();
+        assert!((20..=21).contains(&later.output), "{later:?}");
+        for bad in ["3", "0:1", "1:x", "1:-2", "1:1000"] {
+            assert_eq!(LengthDrift::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]
