@@ -12,7 +12,7 @@ use llm_scaler::sim::{
     self, SimConfig,
     engine::ModelProfile,
     replay::run_policy,
-    workload::{LengthDist, Process, RateCurve, Source as Arrivals, Workload},
+    workload::{RateCurve, Workload},
 };
 
 /// What one run of llm-scaler with `auto` ended with.
@@ -51,16 +51,7 @@ fn replay(cfg: &SimConfig, workload: &Workload, metadata: &[(&str, String)], set
 /// A day's shape, compressed: a sine between about 2 and 10 replicas' worth of load with a
 /// 2-hour period, over `hours`.
 fn workload(cfg: &SimConfig, hours: f64) -> (Workload, f64) {
-    let probe = Workload::new(
-        "probe",
-        Arrivals::Rate {
-            curve: RateCurve::synthetic("sine:5:0:3600", 3600.0, 60.0).expect("pattern"),
-            process: Process::Poisson,
-            input: LengthDist::SERVEGEN_INPUT,
-            output: LengthDist::SERVEGEN_OUTPUT,
-        },
-        3,
-    );
+    let probe = Workload::servegen("probe", RateCurve::synthetic("sine:5:0:3600", 3600.0, 60.0).expect("pattern"), 3);
     let rps = sim::replica_capacity(cfg, &probe, 0.99);
     let tokens_per_request = {
         let sample: Vec<_> = probe.arrivals().take(20_000).collect();
@@ -68,11 +59,7 @@ fn workload(cfg: &SimConfig, hours: f64) -> (Workload, f64) {
     };
     let (mean, amp) = (6.0 * rps, 4.0 * rps);
     let curve = RateCurve::synthetic(&format!("sine:{mean}:{amp}:7200"), hours * 3600.0, 60.0).expect("pattern");
-    let w = Workload::new(
-        "sine",
-        Arrivals::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-        11,
-    );
+    let w = Workload::servegen("sine", curve, 11);
     (w, rps * tokens_per_request)
 }
 

@@ -10,11 +10,7 @@ use llm_scaler::sim::{
 fn policies_compared_on_the_same_arrivals() {
     // 40 minutes: a quiet start, a step to 8x the load after 10 minutes.
     let curve = RateCurve::synthetic("step:3:24:600", 2400.0, 10.0).unwrap();
-    let w = Workload::new(
-        "step",
-        Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-        7,
-    );
+    let w = Workload::servegen("step", curve, 7);
     let cfg = SimConfig { min_replicas: 1, max_replicas: 8, replica_capacity_rps: 5.0, series_step_s: Some(60.0), ..SimConfig::default() };
     let meta = vec![("targetTokensPerSecond".to_string(), "5000".to_string()), ("peakFactor".to_string(), "1.2".to_string())];
     let policies = sim::standard_policies(&cfg, &meta, Some(8)).unwrap();
@@ -97,11 +93,7 @@ fn the_scoreboard_judges_every_policy_on_every_seed_against_the_smallest_static_
     };
     // 30 minutes: a quiet start, a step to 5x after 10 minutes.
     let curve = RateCurve::synthetic("step:4:20:600", 1800.0, 10.0).unwrap();
-    let w = Workload::new(
-        "step",
-        Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-        1,
-    );
+    let w = Workload::servegen("step", curve, 1);
     let cfg = SimConfig { min_replicas: 1, max_replicas: 8, replica_capacity_rps: 5.27, ..SimConfig::default() };
     let lineup = sim::Lineup::default();
     let picked = ["static", "kpa", "keda-tokens", "llm-scaler"].map(|n| Contender::of(lineup.policy(n, &cfg).unwrap()));

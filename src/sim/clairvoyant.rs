@@ -148,21 +148,13 @@ pub fn search(trials: &Trials) -> ClairvoyantSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{
-        config::SimConfig,
-        criterion::SloCriterion,
-        workload::{LengthDist, Process, RateCurve, Source},
-    };
+    use crate::sim::{config::SimConfig, criterion::SloCriterion, workload::RateCurve};
 
     #[test]
     fn replayed_the_clairvoyant_fleet_is_ready_when_the_demand_arrives() {
         // A step from 2 to 30 req/s at 10 minutes.
         let curve = RateCurve::synthetic("step:2:30:600", 1500.0, 10.0).unwrap();
-        let w = Workload::new(
-            "step",
-            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-            5,
-        );
+        let w = Workload::servegen("step", curve, 5);
         let cfg =
             SimConfig { min_replicas: 1, max_replicas: 12, replica_capacity_rps: 5.27, series_step_s: Some(60.0), ..SimConfig::default() };
         let trials = Trials::new(&cfg, &w, 1, SloCriterion::default(), 1);
@@ -182,11 +174,7 @@ mod tests {
     #[test]
     fn the_factor_found_is_the_smallest_meeting_the_slo_to_within_its_precision() {
         let curve = RateCurve::synthetic("sine:15:10:1200", 2400.0, 10.0).unwrap();
-        let w = Workload::new(
-            "sine",
-            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-            2,
-        );
+        let w = Workload::servegen("sine", curve, 2);
         let cfg = SimConfig { min_replicas: 1, max_replicas: 12, replica_capacity_rps: 5.27, ..SimConfig::default() };
         let trials = Trials::new(&cfg, &w, 1, SloCriterion::default(), 1);
         let s = search(&trials);

@@ -121,7 +121,7 @@ mod tests {
     use crate::sim::{
         config::SimConfig,
         criterion::SloCriterion,
-        workload::{LengthDist, Process, RateCurve, Source, Workload},
+        workload::{RateCurve, Workload},
     };
 
     #[test]
@@ -129,11 +129,7 @@ mod tests {
         // 20 minutes at 12 req/s: more than one replica serves within the SLO, so the answer is
         // not the trivial bound; a linear scan over every size is the oracle.
         let curve = RateCurve::synthetic("step:12:12:0", 1200.0, 10.0).unwrap();
-        let w = Workload::new(
-            "flat",
-            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-            3,
-        );
+        let w = Workload::servegen("flat", curve, 3);
         let cfg = SimConfig { min_replicas: 1, max_replicas: 8, replica_capacity_rps: 5.27, ..SimConfig::default() };
         let trials = Trials::new(&cfg, &w, 1, SloCriterion::default(), 2);
         let s = smallest_static(&trials, 8);
@@ -153,11 +149,7 @@ mod tests {
     #[test]
     fn no_size_up_to_the_maximum_is_said_plainly() {
         let curve = RateCurve::synthetic("step:30:30:0", 900.0, 10.0).unwrap();
-        let w = Workload::new(
-            "hot",
-            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-            3,
-        );
+        let w = Workload::servegen("hot", curve, 3);
         let cfg = SimConfig { min_replicas: 1, max_replicas: 2, replica_capacity_rps: 5.27, ..SimConfig::default() };
         let s = smallest_static(&Trials::new(&cfg, &w, 1, SloCriterion::default(), 1), 2);
         assert_eq!(s.size, None);

@@ -118,16 +118,12 @@ impl Trials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::workload::{LengthDist, Process, RateCurve, Source};
+    use crate::sim::workload::RateCurve;
 
     #[test]
     fn each_seed_draws_its_own_arrivals_and_routing_from_consecutive_seeds() {
         let curve = RateCurve::synthetic("step:5:5:0", 600.0, 10.0).unwrap();
-        let w = Workload::new(
-            "flat",
-            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-            0,
-        );
+        let w = Workload::servegen("flat", curve, 0);
         let cfg = SimConfig { seed: 7, ..SimConfig::default() };
         let t = Trials::new(&cfg, &w, 3, SloCriterion::default(), 1);
         let seeds: Vec<(u64, u64, u64)> = t.seeds.iter().map(|s| (s.seed, s.cfg.seed, s.workload.seed)).collect();

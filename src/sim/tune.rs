@@ -207,7 +207,7 @@ mod tests {
     use super::*;
     use crate::sim::{
         criterion::SloCriterion,
-        workload::{LengthDist, Process, RateCurve, Source, Workload},
+        workload::{RateCurve, Workload},
     };
 
     fn t(value: f64, gpu_hours: f64, closeness: f64) -> Tried {
@@ -231,11 +231,7 @@ mod tests {
     #[test]
     fn a_sweep_on_the_tuning_part_judges_every_setting_and_keeps_the_cheapest_meeting() {
         let curve = RateCurve::synthetic("step:3:20:300", 1200.0, 10.0).unwrap();
-        let w = Workload::new(
-            "step",
-            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT },
-            4,
-        );
+        let w = Workload::servegen("step", curve, 4);
         let cfg = SimConfig { min_replicas: 1, max_replicas: 10, replica_capacity_rps: 5.27, ..SimConfig::default() };
         let trials = Trials::new(&cfg, &w, 1, SloCriterion::default(), 2);
         let grids = vec![(Family::KedaTokens, vec![1500.0, 3000.0, 20_000.0])];

@@ -490,6 +490,14 @@ impl Workload {
         }
     }
 
+    /// `curve` with Poisson arrivals and ServeGen's length mix: the simulator's default
+    /// workload, and the tests'.
+    pub fn servegen(name: impl Into<String>, curve: RateCurve, seed: u64) -> Self {
+        let source =
+            Source::Rate { curve, process: Process::Poisson, input: LengthDist::SERVEGEN_INPUT, output: LengthDist::SERVEGEN_OUTPUT };
+        Workload::new(name, source, seed)
+    }
+
     /// Length of the replay in seconds (after windowing and time scaling).
     pub fn duration_s(&self) -> f64 {
         (self.source_end_s().min(self.to_s) - self.from_s).max(0.0) * self.time_scale
