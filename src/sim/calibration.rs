@@ -128,6 +128,9 @@ impl Selection {
             ReplicaKind::Llama8bFp8H200 => {
                 Selection { backend: "vllm", model: "nvidia/Llama-3.1-8B-Instruct-FP8", system: "h200_sxm", precision: "fp8", tp: 1 }
             }
+            ReplicaKind::Llama70bFp8H200 => {
+                Selection { backend: "vllm", model: "meta-llama/Llama-3.1-70B", system: "h200_sxm", precision: "fp8", tp: 1 }
+            }
         }
     }
 
@@ -217,11 +220,17 @@ pub enum Protocol {
 impl Protocol {
     /// How the rows of a replica kind were measured: the 70B rows' TTFT grows with `B x isl`
     /// as a first wave of `B` prompts predicts; the 8B rows (vLLM 0.12) show 115 ms at 128 x
-    /// 4,000-token prompts, impossible with a first wave in the measurement, so warm.
+    /// 4,000-token prompts, impossible with a first wave in the measurement, so warm. The 70B
+    /// rows on one H200 are first-wave as on the H100s: at `B = 4` TTFT is one lone prompt's
+    /// prefill (203 ms for 1k tokens, 1,345 ms for 8k), and the excess over it grows with
+    /// `B x isl` at 4.5-8 us per token on the 10 rows with 8-64 clients whose cache does not
+    /// run out in the measurement (a first wave of prompts at ~135 us per prompt token, queued
+    /// and averaged over `10 x B` requests, adds about `B x isl x 135 / 20` us).
     pub fn of(kind: ReplicaKind) -> Protocol {
         match kind {
             ReplicaKind::Llama70bFp8H100Tp2 => Protocol::FirstWave,
             ReplicaKind::Llama8bFp8H200 => Protocol::Warm,
+            ReplicaKind::Llama70bFp8H200 => Protocol::FirstWave,
         }
     }
 }
@@ -455,6 +464,66 @@ mod tests {
     fn the_kv_exhausted_rows_exhaust_the_model_too() {
         for c in checked(ReplicaKind::Llama70bFp8H100Tp2).iter().filter(|c| c.role == Role::KvExhausted) {
             assert!(c.ttft_ms > 5000.0 && c.row.ttft_ms > 5000.0, "{:?}: {:.0} ms", c.row, c.ttft_ms);
+        }
+    }
+
+    #[test]
+    fn the_split_of_the_h200_70b_rows_holds_out_three_and_sets_the_8k_x32_and_x64_rows_apart() {
+        let s = split(&bundled(), ReplicaKind::Llama70bFp8H200);
+        let with = |role: Role| -> Vec<(u32, u32, u32)> {
+            s.iter().filter(|(_, r)| *r == role).map(|(r, _)| (r.isl, r.osl, r.concurrency)).collect()
+        };
+        assert_eq!(with(Role::Fit).len(), 8);
+        assert_eq!(with(Role::Validation), [(1024, 1024, 16), (1024, 8192, 4), (8192, 1024, 4)]);
+        // The cache from memory (159,600 tokens) is below the mean context of these four.
+        assert_eq!(with(Role::KvExhausted), [(1024, 8192, 32), (1024, 8192, 64), (8192, 1024, 32), (8192, 1024, 64)]);
+    }
+
+    #[test]
+    fn the_70b_h200_model_reproduces_its_fit_rows_in_a_simulated_closed_loop() {
+        // Reached: TTFT within 5.3 %, TPOT within 8.7 % (1k/1k x32 -8.7 %, x64 +7.2 %: the
+        // measured TPOT rises 8.5 ms from 16 to 32 clients and 4.2 ms from 32 to 64, which a
+        // model linear in B and KV does not follow).
+        for c in checked(ReplicaKind::Llama70bFp8H200).iter().filter(|c| c.role == Role::Fit) {
+            assert!(c.ttft_err().abs() < 0.07, "{:?}: TTFT {:.0} vs {:.0} ms", c.row, c.ttft_ms, c.row.ttft_ms);
+            assert!(c.tpot_err().abs() < 0.10, "{:?}: TPOT {:.2} vs {:.2} ms", c.row, c.tpot_ms, c.row.tpot_ms);
+        }
+    }
+
+    #[test]
+    fn the_70b_h200_validation_rows_are_within_15_percent() {
+        let c = checked(ReplicaKind::Llama70bFp8H200);
+        // Every validation TPOT within 4 % (reached: 3.0 %).
+        for v in c.iter().filter(|c| c.role == Role::Validation) {
+            assert!(v.tpot_err().abs() < 0.04, "{:?}: TPOT {:.2} vs {:.2} ms", v.row, v.tpot_ms, v.row.tpot_ms);
+        }
+        // Two of three validation TTFTs within 5 % (reached: +0.3 %, -3.3 %).
+        for (isl, osl, b) in [(1024, 1024, 16), (1024, 8192, 4)] {
+            let v = find(&c, isl, osl, b);
+            assert!(v.ttft_err().abs() < 0.05, "{isl}/{osl} x{b}: TTFT {:.0} vs {:.0} ms", v.ttft_ms, v.row.ttft_ms);
+        }
+        // 8k/1k x4, one lone 8k prompt's prefill: +11 % (the fit's 8k/1k x4 on the H100s is
+        // +14 % too), within the 15 % goal.
+        let v = find(&c, 8192, 1024, 4);
+        assert!((0.08..0.13).contains(&v.ttft_err()), "8k/1k x4: {:+.3}", v.ttft_err());
+    }
+
+    #[test]
+    fn the_70b_h200_kv_exhausted_rows_exhaust_the_model_and_the_x64_rows_the_measurement() {
+        let c = checked(ReplicaKind::Llama70bFp8H200);
+        // x64: both exhausted (measured 5.3 s and 39.8 s; modelled 130-140 s).
+        for (isl, osl) in [(1024, 8192), (8192, 1024)] {
+            let v = find(&c, isl, osl, 64);
+            assert!(v.role == Role::KvExhausted && v.ttft_ms > 5000.0 && v.row.ttft_ms > 5000.0, "{isl}/{osl} x64: {:.0} ms", v.ttft_ms);
+        }
+        // x32: the model exhausts its 159,600 tokens (14 s and 44 s) where the measurement
+        // follows the first-wave trend (474 ms and 3.1 s): the measured replica's cache held at
+        // least the 262k prompt tokens of 32 x 8k, more than BF16 on 141 GB can (see
+        // `docs/replica-model.md`).
+        for (isl, osl, measured) in [(1024, 8192, 474.2), (8192, 1024, 3132.1)] {
+            let v = find(&c, isl, osl, 32);
+            assert!((v.row.ttft_ms - measured).abs() < 0.1);
+            assert!(v.role == Role::KvExhausted && v.ttft_ms > 10_000.0, "{isl}/{osl} x32: {:.0} ms", v.ttft_ms);
         }
     }
 

@@ -214,7 +214,8 @@ pub struct SimulateArgs {
     /// Write SVG plots into this directory.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
-    /// The modelled replica: llama70b-fp8-h100-tp2 or llama8b-fp8-h200 (docs/replica-model.md).
+    /// The modelled replica: llama70b-fp8-h100-tp2, llama8b-fp8-h200 or llama70b-fp8-h200
+    /// (docs/replica-model.md).
     #[arg(long, default_value = "llama70b-fp8-h100-tp2")]
     pub replica: String,
     /// Print the replica model's report instead of simulating a fleet: calibration rows measured

@@ -127,6 +127,38 @@ impl ModelProfile {
             frontend_s: 2.180557e-2,
         }
     }
+
+    /// Llama-3.1-70B FP8 weights (BF16 KV cache) on 1 x H200 SXM 141GB, vLLM, TP1.
+    ///
+    /// Fit (`simulate --replica-fit --replica llama70b-fp8-h200`, Nelder-Mead, two runs of 400
+    /// steps: from the H100 TP2 coefficients to loss 0.0260, then from that result to 0.0236; a
+    /// third run from these constants ends at 0.0236 again): TTFT and TPOT of the 8 fit rows of
+    /// the vLLM / Llama-3.1-70B / h200_sxm / fp8 / tp_size 1 rows of
+    /// `data/calibration/llm_serving_latency_profiles.csv`, simulated as their first-wave
+    /// closed loops like the H100 TP2 rows. Fit rows within 5.3 % (TTFT) and 8.7 % (TPOT); the
+    /// 3 validation rows within 11 % (TTFT) and 3 % (TPOT); the 4 rows at 32 and 64 clients
+    /// with 8k tokens are KV exhausted with the cache from memory, and two of them (the x32)
+    /// are not exhausted in the measurement (`docs/replica-model.md`). The prefill cost is
+    /// 135 us per prompt token (7.4k tokens/s, 56 % of the two H100s' rate), the iteration
+    /// 20.9 ms; the mixed-batch and front-end terms came out negligible (0.1 ms, 1.0 ms). KV
+    /// capacity from memory ([`LLAMA70B_FP8_H200_MEMORY`]).
+    pub fn llama70b_fp8_h200() -> Self {
+        ModelProfile {
+            model: "meta-llama/Llama-3.1-70B-Instruct".to_string(),
+            gpu: "NVIDIA H200".to_string(),
+            tp: 1,
+            max_num_seqs: 256,
+            max_batched_tokens: 8192,
+            kv_capacity_tokens: ModelProfile::kv_tokens_from_memory(&LLAMA70B_FP8_H200_MEMORY),
+            block_size: 16,
+            iter_base_s: 2.091319e-2,
+            iter_per_seq_s: 6.726116e-5,
+            iter_per_kv_token_s: 7.864691e-8,
+            iter_per_prefill_token_s: 1.351613e-4,
+            iter_prefill_base_s: 9.634526e-5,
+            frontend_s: 9.742959e-4,
+        }
+    }
 }
 
 /// 2 x 80 GB at 0.9, 70.6 GB of FP8 weights, ~4 GB of activations; 80 layers x 8 KV heads x
@@ -153,6 +185,23 @@ pub const LLAMA8B_FP8_H200_MEMORY: KvMemory = KvMemory {
     weights_gb: 9.1,
     activations_gb: 4.0,
     layers: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    kv_bytes: 2.0,
+    block_size: 16,
+};
+
+/// 1 x 141 GB at 0.9, 70.6 GB of FP8 weights, ~4 GB of activations; 80 layers x 8 KV heads x
+/// 128 x 2 (K and V) x 2 bytes (BF16) = 320 KiB per token: 52.3 GB leave 159,600 tokens, a
+/// quarter fewer than the two H100s' 211,776. The rows at 32 clients imply a cache about twice
+/// as large (an FP8 cache would be 319,200 tokens; `docs/replica-model.md`).
+pub const LLAMA70B_FP8_H200_MEMORY: KvMemory = KvMemory {
+    gpus: 1,
+    gpu_gb: 141.0,
+    utilization: 0.9,
+    weights_gb: 70.6,
+    activations_gb: 4.0,
+    layers: 80,
     kv_heads: 8,
     head_dim: 128,
     kv_bytes: 2.0,
@@ -192,17 +241,20 @@ pub enum ReplicaKind {
     Llama70bFp8H100Tp2,
     /// Llama-3.1-8B FP8 on 1 x H200 SXM, vLLM.
     Llama8bFp8H200,
+    /// Llama-3.1-70B FP8 on 1 x H200 SXM, vLLM.
+    Llama70bFp8H200,
 }
 
 impl ReplicaKind {
     /// Every kind, in the order `--help` lists them.
-    pub const ALL: [ReplicaKind; 2] = [ReplicaKind::Llama70bFp8H100Tp2, ReplicaKind::Llama8bFp8H200];
+    pub const ALL: [ReplicaKind; 3] = [ReplicaKind::Llama70bFp8H100Tp2, ReplicaKind::Llama8bFp8H200, ReplicaKind::Llama70bFp8H200];
 
     /// The name `--replica` takes.
     pub fn name(self) -> &'static str {
         match self {
             ReplicaKind::Llama70bFp8H100Tp2 => "llama70b-fp8-h100-tp2",
             ReplicaKind::Llama8bFp8H200 => "llama8b-fp8-h200",
+            ReplicaKind::Llama70bFp8H200 => "llama70b-fp8-h200",
         }
     }
 
@@ -211,6 +263,7 @@ impl ReplicaKind {
         match self {
             ReplicaKind::Llama70bFp8H100Tp2 => ModelProfile::llama70b_fp8_h100_tp2(),
             ReplicaKind::Llama8bFp8H200 => ModelProfile::llama8b_fp8_h200(),
+            ReplicaKind::Llama70bFp8H200 => ModelProfile::llama70b_fp8_h200(),
         }
     }
 }
@@ -223,7 +276,7 @@ impl fmt::Display for ReplicaKind {
 
 /// A `--replica` name that is not one of [`ReplicaKind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown replica \"{0}\": expected one of llama70b-fp8-h100-tp2, llama8b-fp8-h200")]
+#[error("unknown replica \"{0}\": expected one of llama70b-fp8-h100-tp2, llama8b-fp8-h200, llama70b-fp8-h200")]
 pub struct UnknownReplica(pub String);
 
 impl FromStr for ReplicaKind {
@@ -231,5 +284,29 @@ impl FromStr for ReplicaKind {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ReplicaKind::ALL.into_iter().find(|k| k.name() == s.trim()).ok_or_else(|| UnknownReplica(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_replica_kind_parses_from_its_name_and_the_error_lists_them_all() {
+        for k in ReplicaKind::ALL {
+            assert_eq!(k.name().parse::<ReplicaKind>(), Ok(k));
+            assert_eq!(k.profile().tp, if k == ReplicaKind::Llama70bFp8H100Tp2 { 2 } else { 1 });
+        }
+        let e = "h200".parse::<ReplicaKind>().expect_err("unknown").to_string();
+        for k in ReplicaKind::ALL {
+            assert!(e.contains(k.name()), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_kv_caches_from_memory() {
+        assert_eq!(ModelProfile::kv_tokens_from_memory(&LLAMA70B_FP8_H100_TP2_MEMORY), 211_776);
+        assert_eq!(ModelProfile::kv_tokens_from_memory(&LLAMA8B_FP8_H200_MEMORY), 868_224);
+        assert_eq!(ModelProfile::kv_tokens_from_memory(&LLAMA70B_FP8_H200_MEMORY), 159_600);
     }
 }
