@@ -116,3 +116,9 @@ fn auto_capacity_converges_from_a_start_twice_too_high_and_twice_too_low_on_the_
     // 11,000: TPOT binds.
     converges_from_both_sides(ModelProfile::llama70b_fp8_h100_tp2());
 }
+
+#[test]
+fn auto_capacity_converges_from_a_start_twice_too_high_and_twice_too_low_on_the_70b_single_h200_replica() {
+    // A second replica type, fitted on its own rows: a third of the two-H100 replica's goodput.
+    converges_from_both_sides(ModelProfile::llama70b_fp8_h200());
+}
