@@ -14,8 +14,8 @@ use std::{
 const ROOMS: &[(&str, &[&str])] = &[
     ("read", &[]),
     ("decide", &["read"]),
-    ("spec", &["read", "decide"]),
     ("fetch", &["read"]),
+    ("spec", &["read", "decide", "fetch"]),
     ("discovery", &["spec"]),
     ("run", &["read", "decide", "spec", "fetch", "discovery"]),
     ("serve", &["read", "decide", "spec", "fetch", "discovery", "run"]),

@@ -8,7 +8,9 @@
 //! * [`policy`]: an observation -> an explained replica decision.
 //! * [`calibrate`]: the learned tokens/s capacity (`targetTokensPerSecond: auto`).
 //! * [`forecast`]: demand history and its forecast (predictive scaling's floor).
+//! * [`batch`]: a batch queue's reading -> the work reported to a ScaledJob.
 
+pub mod batch;
 pub mod calibrate;
 pub mod decider;
 pub mod forecast;

@@ -38,8 +38,8 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if !target.has_streams() && target.idle_for(shared.origin) > shared.settings.idle_timeout {
-                info!(idle_for = ?target.idle_for(shared.origin), "no RPC about this ScaledObject for a while: stopping collection");
+            if target.presence.expired(shared.origin, shared.settings.idle_timeout) {
+                info!(idle_for = ?target.presence.idle_for(shared.origin), "no RPC about this ScaledObject for a while: stopping collection");
                 break;
             }
             let started = Instant::now();

@@ -5,6 +5,9 @@
 //! refused before any state is created, so it cannot disturb another ScaledObject) and starts
 //! that ScaledObject's collector. A collector nobody asked about for `idle_timeout` stops and is
 //! forgotten. Two triggers of one ScaledObject with different metadata are two entries.
+//!
+//! Batch triggers (`mode: batch`, a ScaledJob's queue) are a second kind of entry with their own
+//! spec and loop ([`crate::run::batch`]), kept in their own map under the same rules.
 
 use std::{
     collections::HashMap,
@@ -15,18 +18,21 @@ use std::{
 use crate::{
     discovery::FleetSource,
     run::{
+        batch::{self, BatchTarget},
         collector,
         target::{Shared, Target, TargetKey},
     },
-    spec::{ParseContext, ScalerSpec, SpecError},
+    spec::{ParseContext, ScalerSpec, SpecError, batch::BatchSpec},
 };
 
 type Targets = Arc<RwLock<HashMap<TargetKey, Arc<Target>>>>;
+type BatchTargets = Arc<RwLock<HashMap<TargetKey, Arc<BatchTarget>>>>;
 
 /// All served ScaledObjects.
 pub struct Registry {
     shared: Arc<Shared>,
     targets: Targets,
+    batch: BatchTargets,
     hasher: std::hash::RandomState,
 }
 
@@ -44,7 +50,7 @@ pub enum LookupError {
 impl Registry {
     /// An empty registry.
     pub fn new(shared: Shared) -> Self {
-        Registry { shared: Arc::new(shared), targets: Arc::default(), hasher: std::hash::RandomState::new() }
+        Registry { shared: Arc::new(shared), targets: Arc::default(), batch: Arc::default(), hasher: std::hash::RandomState::new() }
     }
 
     /// Shared context.
@@ -62,17 +68,56 @@ impl Registry {
         })
     }
 
-    /// Finds the ScaledObject, or parses its metadata and starts collecting it.
-    pub fn get_or_register(&self, namespace: &str, name: &str, meta: &HashMap<String, String>) -> Result<Arc<Target>, LookupError> {
+    fn key(&self, namespace: &str, name: &str, meta: &HashMap<String, String>) -> Result<TargetKey, LookupError> {
         if name.is_empty() {
             return Err(LookupError::MissingField("name"));
         }
         if namespace.is_empty() {
             return Err(LookupError::MissingField("namespace"));
         }
-        let key = TargetKey { namespace: namespace.to_string(), name: name.to_string(), fingerprint: self.fingerprint(meta) };
+        Ok(TargetKey { namespace: namespace.to_string(), name: name.to_string(), fingerprint: self.fingerprint(meta) })
+    }
+
+    /// Finds the batch trigger, or parses its metadata and starts reading its queue.
+    pub fn get_or_register_batch(
+        &self,
+        namespace: &str,
+        name: &str,
+        meta: &HashMap<String, String>,
+    ) -> Result<Arc<BatchTarget>, LookupError> {
+        let key = self.key(namespace, name, meta)?;
+        let s = &self.shared;
+        let found = |map: &HashMap<TargetKey, Arc<BatchTarget>>| map.get(&key).filter(|t| &t.meta == meta).cloned();
+        if let Some(t) = found(&self.batch.read().unwrap_or_else(|p| p.into_inner())) {
+            t.presence.touch(s.origin);
+            return Ok(t);
+        }
+        let spec = BatchSpec::parse(meta)?;
+        let mut w = self.batch.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = found(&w) {
+            t.presence.touch(s.origin);
+            return Ok(t);
+        }
+        let target = Arc::new(BatchTarget::new(key.clone(), meta.clone(), spec, s.settings.stale_after));
+        target.presence.touch(s.origin);
+        tracing::info!(namespace, scaledjob = name, spec = ?target.spec, "reading new batch queue");
+        let (shared, targets, t) = (s.clone(), self.batch.clone(), target.clone());
+        target.presence.set_task(tokio::spawn(async move {
+            batch::run(shared, t.clone()).await;
+            let mut w = targets.write().unwrap_or_else(|p| p.into_inner());
+            if w.get(&t.key).is_some_and(|x| Arc::ptr_eq(x, &t)) {
+                w.remove(&t.key);
+            }
+        }));
+        w.insert(key, target.clone());
+        Ok(target)
+    }
+
+    /// Finds the ScaledObject, or parses its metadata and starts collecting it.
+    pub fn get_or_register(&self, namespace: &str, name: &str, meta: &HashMap<String, String>) -> Result<Arc<Target>, LookupError> {
+        let key = self.key(namespace, name, meta)?;
         if let Some(t) = self.read().get(&key).filter(|t| &t.meta == meta) {
-            t.touch(self.shared.origin);
+            t.presence.touch(self.shared.origin);
             return Ok(t.clone());
         }
         let s = &self.shared;
@@ -90,14 +135,14 @@ impl Registry {
         )?;
         let mut w = self.targets.write().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = w.get(&key).filter(|t| &t.meta == meta) {
-            t.touch(s.origin);
+            t.presence.touch(s.origin);
             return Ok(t.clone());
         }
         let fleet = FleetSource::new(namespace, name, &spec, &s.discovery)?;
         let target = Arc::new(Target::new(key.clone(), meta.clone(), spec, s.settings.stale_after));
-        target.touch(s.origin);
+        target.presence.touch(s.origin);
         tracing::info!(namespace, scaledobject = name, spec = ?target.spec, ?fleet, "collecting new ScaledObject");
-        target.set_task(tokio::spawn(Self::run(self.shared.clone(), self.targets.clone(), target.clone(), fleet)));
+        target.presence.set_task(tokio::spawn(Self::run(self.shared.clone(), self.targets.clone(), target.clone(), fleet)));
         w.insert(key, target.clone());
         s.metrics.set_targets(w.len());
         Ok(target)
@@ -127,7 +172,10 @@ impl Registry {
     /// Stops every collector (shutdown).
     pub fn shutdown(&self) {
         for t in self.read().values() {
-            t.abort();
+            t.presence.abort();
+        }
+        for t in self.batch.read().unwrap_or_else(|p| p.into_inner()).values() {
+            t.presence.abort();
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
 use crate::{
     decide::policy::PolicyConfig,
     discovery::Discovery,
-    fetch::scrape::Scraper,
+    fetch::{redis::RedisPool, scrape::Scraper},
     run::{
         history_store::HistoryStore,
         store::DecisionStore,
@@ -63,6 +63,8 @@ pub struct Shared {
     pub origin: Instant,
     /// Where learned state is persisted (`None`: not persisted), and how often.
     pub history: Option<(HistoryStore, Duration)>,
+    /// Connections to the Redis servers batch targets read.
+    pub redis: RedisPool,
 }
 
 /// Identity of one served ScaledObject trigger.
@@ -88,13 +90,12 @@ pub struct Target {
     pub store: Arc<DecisionStore>,
     /// Metric labels.
     pub labels: TargetLabels,
-    last_asked_ms: AtomicU64,
-    streams: AtomicUsize,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// When it was last asked about, its push streams and its collector.
+    pub presence: Arc<Presence>,
 }
 
 impl Target {
-    /// A target not collected yet ([`Target::set_task`] attaches its collector).
+    /// A target not collected yet ([`Presence::set_task`] attaches its collector).
     pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: ScalerSpec, stale_after: Duration) -> Self {
         Target {
             labels: TargetLabels { namespace: key.namespace.clone(), scaledobject: key.name.clone() },
@@ -102,13 +103,22 @@ impl Target {
             meta,
             spec: Arc::new(spec),
             store: Arc::new(DecisionStore::new(stale_after)),
-            last_asked_ms: AtomicU64::new(0),
-            streams: AtomicUsize::new(0),
-            task: std::sync::Mutex::new(None),
+            presence: Arc::default(),
         }
     }
+}
 
-    /// Attaches the collector task, so that [`Target::abort`] can stop it.
+/// What keeps a served target alive, and its collector: when an RPC last asked about it, the
+/// push streams open on it, and the task collecting it. Shared by serving and batch targets.
+#[derive(Default)]
+pub struct Presence {
+    last_asked_ms: AtomicU64,
+    streams: AtomicUsize,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Presence {
+    /// Attaches the collector task, so that [`Presence::abort`] can stop it.
     pub fn set_task(&self, handle: JoinHandle<()>) {
         *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
     }
@@ -120,7 +130,7 @@ impl Target {
         }
     }
 
-    /// Marks the ScaledObject as asked about now.
+    /// Marks the target as asked about now.
     pub fn touch(&self, origin: Instant) {
         self.last_asked_ms.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
@@ -131,7 +141,7 @@ impl Target {
         origin.elapsed().saturating_sub(last)
     }
 
-    /// An open push stream keeps the ScaledObject alive; the guard closes it.
+    /// An open push stream keeps the target alive; the guard closes it.
     pub fn open_stream(self: &Arc<Self>) -> StreamGuard {
         self.streams.fetch_add(1, Ordering::Relaxed);
         StreamGuard(self.clone())
@@ -141,10 +151,15 @@ impl Target {
     pub fn has_streams(&self) -> bool {
         self.streams.load(Ordering::Relaxed) > 0
     }
+
+    /// Whether nobody asked for longer than `timeout` and no stream is open: collection stops.
+    pub fn expired(&self, origin: Instant, timeout: Duration) -> bool {
+        !self.has_streams() && self.idle_for(origin) > timeout
+    }
 }
 
-/// Keeps a ScaledObject collected while a push stream is open.
-pub struct StreamGuard(Arc<Target>);
+/// Keeps a target collected while a push stream is open.
+pub struct StreamGuard(Arc<Presence>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {

@@ -4,6 +4,10 @@
 //! and reads the latest decision from its store; nothing here scrapes or calls the API server.
 //! No usable decision means `UNAVAILABLE`, so KEDA marks the trigger failed and the HPA keeps
 //! its size: missing data is never reported as zero.
+//!
+//! A trigger with `mode: batch` is a ScaledJob's queue ([`crate::run::batch`]): its metric is the
+//! outstanding work with the work one Job takes as its AverageValue target, and `IsActive` says
+//! whether work waits. Same lookup, same freshness rule.
 
 use std::{
     pin::Pin,
@@ -23,15 +27,20 @@ use crate::{
     run::store::Answer,
     run::telemetry::Metrics,
     run::{
+        batch::BatchTarget,
         registry::{LookupError, Registry},
         target::Target,
     },
     serve::transport::stopped,
+    spec::batch::is_batch,
 };
 
 /// The one metric we expose: the desired replica count, with target 1 so the HPA's
 /// `ceil(value / target)` lands on our decision. Stable, and a valid path segment.
 pub const METRIC_NAME: &str = "llm-scaler-desired-replicas";
+
+/// A batch trigger's metric: the outstanding work, against the work one Job takes.
+pub const BATCH_METRIC_NAME: &str = "llm-scaler-batch-work";
 
 /// The service.
 #[derive(Clone)]
@@ -48,12 +57,22 @@ impl ScalerService {
         ScalerService { registry, metrics, shutdown }
     }
 
+    fn registry(&self) -> Result<&Arc<Registry>, Status> {
+        self.registry.get().ok_or_else(|| Status::unavailable("starting: pod discovery is not connected yet"))
+    }
+
     fn target(&self, r: &ScaledObjectRef) -> Result<Arc<Target>, Status> {
-        let registry = self.registry.get().ok_or_else(|| Status::unavailable("starting: pod discovery is not connected yet"))?;
-        registry.get_or_register(&r.namespace, &r.name, &r.scaler_metadata).map_err(|e| match e {
-            LookupError::Spec(e) => Status::invalid_argument(e.to_string()),
-            e @ LookupError::MissingField(_) => Status::invalid_argument(e.to_string()),
-        })
+        self.registry()?.get_or_register(&r.namespace, &r.name, &r.scaler_metadata).map_err(lookup_status)
+    }
+
+    fn batch_target(&self, r: &ScaledObjectRef) -> Result<Arc<BatchTarget>, Status> {
+        self.registry()?.get_or_register_batch(&r.namespace, &r.name, &r.scaler_metadata).map_err(lookup_status)
+    }
+
+    fn batch_fresh(&self, t: &BatchTarget) -> Result<Arc<crate::decide::batch::BatchDecision>, Status> {
+        t.store
+            .answer(tokio::time::Instant::now())
+            .map_err(|why| Status::unavailable(format!("{}/{} (batch): {why}", t.key.namespace, t.key.name)))
     }
 
     fn fresh(&self, t: &Target) -> Result<Arc<crate::decide::policy::Decision>, Status> {
@@ -69,11 +88,30 @@ impl ScalerService {
         r
     }
 
+    fn batch_spec_response(t: &BatchTarget) -> GetMetricSpecResponse {
+        let size = t.spec.policy.target_size;
+        #[allow(deprecated)]
+        GetMetricSpecResponse {
+            metric_specs: vec![MetricSpec {
+                metric_name: BATCH_METRIC_NAME.to_string(),
+                target_size: size.ceil() as i64,
+                target_size_float: size,
+            }],
+        }
+    }
+
     fn spec_response() -> GetMetricSpecResponse {
         #[allow(deprecated)]
         GetMetricSpecResponse {
             metric_specs: vec![MetricSpec { metric_name: METRIC_NAME.to_string(), target_size: 1, target_size_float: 1.0 }],
         }
+    }
+}
+
+fn lookup_status(e: LookupError) -> Status {
+    match e {
+        LookupError::Spec(e) => Status::invalid_argument(e.to_string()),
+        e @ LookupError::MissingField(_) => Status::invalid_argument(e.to_string()),
     }
 }
 
@@ -83,8 +121,13 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 impl ExternalScaler for ScalerService {
     async fn is_active(&self, request: Request<ScaledObjectRef>) -> Result<Response<IsActiveResponse>, Status> {
         let started = StdInstant::now();
-        let r = self.target(request.get_ref()).and_then(|t| self.fresh(&t)).map(|d| Response::new(IsActiveResponse { result: d.active }));
-        self.timed("IsActive", started, r)
+        let so = request.get_ref();
+        let r = if is_batch(&so.scaler_metadata) {
+            self.batch_target(so).and_then(|t| self.batch_fresh(&t)).map(|d| d.active)
+        } else {
+            self.target(so).and_then(|t| self.fresh(&t)).map(|d| d.active)
+        };
+        self.timed("IsActive", started, r.map(|result| Response::new(IsActiveResponse { result })))
     }
 
     type StreamIsActiveStream = BoxStream<IsActiveResponse>;
@@ -93,11 +136,14 @@ impl ExternalScaler for ScalerService {
     /// the polled `IsActive`). The stream ends cleanly on shutdown.
     async fn stream_is_active(&self, request: Request<ScaledObjectRef>) -> Result<Response<Self::StreamIsActiveStream>, Status> {
         let started = StdInstant::now();
-        let target = self.target(request.get_ref());
-        let target = self.timed("StreamIsActive", started, target)?;
-        let mut active = target.store.subscribe_active();
+        let so = request.get_ref();
+        let watched = if is_batch(&so.scaler_metadata) {
+            self.batch_target(so).map(|t| (t.store.subscribe_active(), t.presence.open_stream()))
+        } else {
+            self.target(so).map(|t| (t.store.subscribe_active(), t.presence.open_stream()))
+        };
+        let (mut active, guard) = self.timed("StreamIsActive", started, watched)?;
         let mut shutdown = self.shutdown.clone();
-        let guard = target.open_stream();
         let stream = async_stream(move |tx| async move {
             let _guard = guard;
             let mut was = *active.borrow_and_update();
@@ -124,8 +170,13 @@ impl ExternalScaler for ScalerService {
 
     async fn get_metric_spec(&self, request: Request<ScaledObjectRef>) -> Result<Response<GetMetricSpecResponse>, Status> {
         let started = StdInstant::now();
-        let r = self.target(request.get_ref()).map(|_| Response::new(Self::spec_response()));
-        self.timed("GetMetricSpec", started, r)
+        let so = request.get_ref();
+        let r = if is_batch(&so.scaler_metadata) {
+            self.batch_target(so).map(|t| Self::batch_spec_response(&t))
+        } else {
+            self.target(so).map(|_| Self::spec_response())
+        };
+        self.timed("GetMetricSpec", started, r.map(Response::new))
     }
 
     async fn get_metrics(&self, request: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
@@ -134,6 +185,23 @@ impl ExternalScaler for ScalerService {
         let r = (|| {
             let so =
                 req.scaled_object_ref.as_ref().ok_or_else(|| Status::invalid_argument("GetMetricsRequest.scaledObjectRef is missing"))?;
+            if is_batch(&so.scaler_metadata) {
+                if req.metric_name != BATCH_METRIC_NAME {
+                    return Err(Status::invalid_argument(format!(
+                        "unknown metricName \"{}\"; a batch trigger serves \"{BATCH_METRIC_NAME}\"",
+                        req.metric_name
+                    )));
+                }
+                let t = self.batch_target(so)?;
+                let d = self.batch_fresh(&t)?;
+                #[allow(deprecated)]
+                let value = MetricValue {
+                    metric_name: BATCH_METRIC_NAME.to_string(),
+                    metric_value: d.work.ceil() as i64,
+                    metric_value_float: d.work,
+                };
+                return Ok(Response::new(GetMetricsResponse { metric_values: vec![value] }));
+            }
             if req.metric_name != METRIC_NAME {
                 return Err(Status::invalid_argument(format!(
                     "unknown metricName \"{}\"; this scaler serves \"{METRIC_NAME}\"",
@@ -158,7 +226,7 @@ impl ExternalScaler for ScalerService {
         let target = self.target(request.get_ref());
         let target = self.timed("StreamMetricSpec", started, target)?;
         let mut shutdown = self.shutdown.clone();
-        let guard = target.open_stream();
+        let guard = target.presence.open_stream();
         let stream = async_stream(move |tx| async move {
             let _guard = guard;
             if tx.send(Ok(Self::spec_response())).await.is_err() {

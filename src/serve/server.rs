@@ -29,7 +29,10 @@ use crate::{
         Discovery,
         kube::{KubeDiscovery, scaled_objects::ScaledObjectWatch},
     },
-    fetch::scrape::{ScrapeConfig, Scraper},
+    fetch::{
+        redis::RedisPool,
+        scrape::{ScrapeConfig, Scraper},
+    },
     proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
     run::telemetry::Metrics,
     run::{
@@ -171,6 +174,7 @@ impl Server {
                 _ => None,
             },
             discovery,
+            redis: RedisPool::new(settings.scrape_timeout),
         };
         let mut connect_stop = shutdown_rx.clone();
         let connect_cell = cell.clone();

@@ -5,6 +5,7 @@
 //! back to a default) and name the key, the value and what was expected in every error, which
 //! the gRPC layer returns as `InvalidArgument`.
 
+pub mod batch;
 pub mod tenancy;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
@@ -345,6 +346,7 @@ impl SpecError {
 
 /// Keys that choose where pods and GPU numbers come from: per ScaledObject only.
 const SOURCE_KEYS: &[&str] = &[
+    "mode",
     "podSelector",
     "namespace",
     "metricsPort",
@@ -403,7 +405,18 @@ struct Meta<'a> {
 }
 
 impl<'a> Meta<'a> {
+    /// The serving keys.
     fn new(raw: &'a HashMap<String, String>) -> Result<Self, SpecError> {
+        Self::over(raw, find_key, || known_keys().collect())
+    }
+
+    /// Checks every key of `raw` with `find` (the key's canonical spelling, or `None` if it is
+    /// not one); `valid` lists them all for the error.
+    fn over(
+        raw: &'a HashMap<String, String>,
+        find: impl Fn(&str) -> Option<&'static str>,
+        valid: impl Fn() -> Vec<&'static str>,
+    ) -> Result<Self, SpecError> {
         let mut values = HashMap::new();
         let mut keys: Vec<&String> = raw.keys().collect();
         keys.sort(); // deterministic errors
@@ -412,9 +425,8 @@ impl<'a> Meta<'a> {
                 continue;
             }
             let base = k.strip_suffix("FromEnv").unwrap_or(k);
-            let Some(known) = find_key(base) else {
-                let valid: Vec<&str> = known_keys().collect();
-                return Err(SpecError::UnknownKey { key: k.clone(), valid: valid.join(", ") });
+            let Some(known) = find(base) else {
+                return Err(SpecError::UnknownKey { key: k.clone(), valid: valid().join(", ") });
             };
             if let Some((prev, _)) = values.insert(known, (k.as_str(), raw[k].as_str())) {
                 return Err(SpecError::Conflict { key: k.clone(), problem: format!("given twice (also as \"{prev}\"); keep one") });
@@ -528,6 +540,7 @@ impl ScalerSpec {
     /// Parses and validates one metadata map.
     pub fn parse(raw: &HashMap<String, String>, ctx: &ParseContext<'_>) -> Result<Self, SpecError> {
         let m = Meta::new(raw)?;
+        m.parse("mode", "serving (this map), or batch for a ScaledJob's queue", |v| (v == "serving").then_some(()))?;
         let pods = Self::pod_source(&m, ctx)?;
         let metrics_port = m.port("metricsPort")?.unwrap_or(8000);
         let metrics_path = m

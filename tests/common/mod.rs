@@ -23,6 +23,8 @@ use llm_scaler::{
 };
 use tonic::transport::Channel;
 
+pub mod redis_server;
+
 /// What a fake pod answers (only some test binaries make their pods misbehave).
 #[allow(unused_imports)]
 pub use llm_scaler::sim::pods::Behavior;

@@ -1,0 +1,373 @@
+//! Reading a batch queue's length from Redis: one pipelined round trip per ScaledJob, over one
+//! auto-reconnecting multiplexed connection per server shared by every ScaledJob that reads it.
+//!
+//! Lists, sets, sorted sets and hashes are counted with their length command, as KEDA's Redis
+//! scalers count them (a missing key is an empty queue, as in Redis). A stream is read through
+//! its consumer group: `XINFO GROUPS` gives the group's lag (entries not yet delivered) and its
+//! pending count (delivered, not acknowledged), and `XPENDING ... IDLE` the pending entries idle
+//! for longer than the claim timeout, whose consumer is presumed gone (a preempted Spot pod) and
+//! whose work is to be redone. Every failure is an error naming its cause, never a count of zero.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use redis::{
+    ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use serde::Serialize;
+
+use crate::read::queue::{KeyKind, QueueReading};
+
+/// A password, never printed nor serialised.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Where the Redis server is, and how to log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedisEndpoint {
+    /// Host name or IP.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS.
+    pub tls: bool,
+    /// `SELECT` index.
+    pub db: u32,
+    /// ACL user (`None`: the default user).
+    pub username: Option<String>,
+    /// Password (never serialised).
+    #[serde(skip)]
+    pub password: Option<Secret>,
+}
+
+/// What to count on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "queue")]
+pub enum Queue {
+    /// A key counted by its type's length command (items popped by a worker are gone from it).
+    Key {
+        /// The key.
+        key: String,
+        /// Its type.
+        kind: KeyKind,
+    },
+    /// A stream read by a consumer group.
+    Stream {
+        /// The stream key.
+        stream: String,
+        /// The consumer group.
+        group: String,
+        /// A delivered entry idle this long is presumed lost with its consumer.
+        #[serde(serialize_with = "secs")]
+        claim_timeout: Duration,
+    },
+}
+
+impl Queue {
+    /// How a decision names it: `jobs`, `evals/workers`.
+    pub fn label(&self) -> String {
+        match self {
+            Queue::Key { key, .. } => key.clone(),
+            Queue::Stream { stream, group, .. } => format!("{stream}/{group}"),
+        }
+    }
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+/// Most idle pending entries one read lists: beyond this the stale count is a lower bound (and
+/// the reading says so); the lag and pending totals stay exact.
+pub const STALE_SCAN_LIMIT: usize = 10_000;
+
+/// Why a queue could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The connection or the command failed (refused, timed out, wrong password, ...).
+    #[error("redis {server}: {detail}")]
+    Redis {
+        /// `host:port`.
+        server: String,
+        /// Redis' or the client's message.
+        detail: String,
+    },
+    /// The key holds another type than the one configured.
+    #[error("redis {server}: key \"{key}\" holds another type than dataType says ({detail})")]
+    WrongType {
+        /// `host:port`.
+        server: String,
+        /// The key.
+        key: String,
+        /// Redis' message.
+        detail: String,
+    },
+    /// The stream does not exist.
+    #[error("redis {server}: stream \"{stream}\" does not exist")]
+    NoStream {
+        /// `host:port`.
+        server: String,
+        /// The stream.
+        stream: String,
+    },
+    /// The stream has no such consumer group.
+    #[error("redis {server}: stream \"{stream}\" has no consumer group \"{group}\" (groups: {groups})")]
+    NoGroup {
+        /// `host:port`.
+        server: String,
+        /// The stream.
+        stream: String,
+        /// The group asked for.
+        group: String,
+        /// The groups it has.
+        groups: String,
+    },
+    /// Redis answered something this reader does not understand (or cannot compute the lag).
+    #[error("redis {server}: {detail}")]
+    Unexpected {
+        /// `host:port`.
+        server: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// One connection per Redis server and login, shared by every ScaledJob reading it.
+pub struct RedisPool {
+    timeout: Duration,
+    conns: Mutex<HashMap<ConnKey, ConnectionManager>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ConnKey {
+    host: String,
+    port: u16,
+    tls: bool,
+    db: u32,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl RedisPool {
+    /// A pool whose connections time out connects and commands after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        RedisPool { timeout, conns: Mutex::new(HashMap::new()) }
+    }
+
+    /// The connection to `ep` (made on first use; it connects lazily and reconnects by itself).
+    fn connection(&self, ep: &RedisEndpoint) -> Result<ConnectionManager, QueueError> {
+        let key = ConnKey {
+            host: ep.host.clone(),
+            port: ep.port,
+            tls: ep.tls,
+            db: ep.db,
+            username: ep.username.clone(),
+            password: ep.password.as_ref().map(|p| p.expose().to_string()),
+        };
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = conns.get(&key) {
+            return Ok(c.clone());
+        }
+        let addr = if ep.tls {
+            ConnectionAddr::TcpTls { host: ep.host.clone(), port: ep.port, insecure: false, tls_params: None }
+        } else {
+            ConnectionAddr::Tcp(ep.host.clone(), ep.port)
+        };
+        let err = |e: redis::RedisError| QueueError::Redis { server: server(ep), detail: e.to_string() };
+        let mut login = RedisConnectionInfo::default().set_db(i64::from(ep.db));
+        if let Some(u) = &ep.username {
+            login = login.set_username(u);
+        }
+        if let Some(p) = &ep.password {
+            login = login.set_password(p.expose());
+        }
+        let info = addr.into_connection_info().map_err(err)?.set_redis_settings(login);
+        let client = redis::Client::open(info).map_err(err)?;
+        // Few, quick retries: the collector ticks again soon, and a read must not outlive it.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let c = ConnectionManager::new_lazy_with_config(client, config).map_err(err)?;
+        conns.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Reads `queue` on `ep` in one round trip.
+    pub async fn read(&self, ep: &RedisEndpoint, queue: &Queue) -> Result<QueueReading, QueueError> {
+        let mut conn = self.connection(ep)?;
+        let started = Instant::now();
+        // The manager's own timeouts bound each attempt; this bounds the attempts together.
+        tokio::time::timeout(self.timeout * 2, read_queue(&mut conn, ep, queue))
+            .await
+            .unwrap_or_else(|_| Err(QueueError::Redis { server: server(ep), detail: format!("no answer within {:?}", started.elapsed()) }))
+    }
+}
+
+fn server(ep: &RedisEndpoint) -> String {
+    format!("{}:{}", ep.host, ep.port)
+}
+
+async fn read_queue(conn: &mut ConnectionManager, ep: &RedisEndpoint, queue: &Queue) -> Result<QueueReading, QueueError> {
+    let redis_err = |e: redis::RedisError| {
+        let detail = e.to_string();
+        match (queue, e.code()) {
+            (Queue::Key { key, .. }, Some("WRONGTYPE")) => QueueError::WrongType { server: server(ep), key: key.clone(), detail },
+            (Queue::Stream { stream, .. }, Some("WRONGTYPE")) => QueueError::WrongType { server: server(ep), key: stream.clone(), detail },
+            (Queue::Stream { stream, .. }, _) if detail.contains("no such key") => {
+                QueueError::NoStream { server: server(ep), stream: stream.clone() }
+            }
+            _ => QueueError::Redis { server: server(ep), detail },
+        }
+    };
+    match queue {
+        Queue::Key { key, kind } => {
+            let length: u64 = redis::cmd(kind.command()).arg(key).query_async(conn).await.map_err(redis_err)?;
+            Ok(QueueReading::Key { length, kind: *kind })
+        }
+        Queue::Stream { stream, group, claim_timeout, .. } => {
+            let idle_ms = u64::try_from(claim_timeout.as_millis()).unwrap_or(u64::MAX);
+            // Errors come back per command, so each is read with its own code (a missing stream
+            // fails XINFO; a missing group fails XPENDING, and XINFO lists the groups there are).
+            let results: Vec<redis::RedisResult<Value>> = redis::pipe()
+                .ignore_errors()
+                .cmd("XINFO")
+                .arg("GROUPS")
+                .arg(stream)
+                .cmd("XPENDING")
+                .arg(stream)
+                .arg(group)
+                .arg("IDLE")
+                .arg(idle_ms)
+                .arg("-")
+                .arg("+")
+                .arg(STALE_SCAN_LIMIT)
+                .query_async(conn)
+                .await
+                .map_err(redis_err)?;
+            let mut results = results.into_iter();
+            let mut next = || {
+                results
+                    .next()
+                    .unwrap_or_else(|| Err((redis::ErrorKind::Client, "the pipeline answered fewer replies than commands").into()))
+            };
+            let (groups, stale) = (next().map_err(redis_err)?, next());
+            let unexpected = |detail: String| QueueError::Unexpected { server: server(ep), detail };
+            let (lag, pending) = group_counts(&groups, group).map_err(|e| match e {
+                GroupError::Missing(names) => {
+                    QueueError::NoGroup { server: server(ep), stream: stream.clone(), group: group.clone(), groups: names }
+                }
+                GroupError::Shape(d) => unexpected(d),
+            })?;
+            let lag = lag.ok_or_else(|| {
+                unexpected(format!(
+                    "XINFO GROUPS has no lag for group \"{group}\" (Redis cannot compute it after entries were deleted or \
+                     trimmed past the group's position; Redis >= 7 needed)"
+                ))
+            })?;
+            let stale = match stale.map_err(redis_err)? {
+                Value::Array(v) => v.len(),
+                other => return Err(unexpected(format!("XPENDING IDLE answered {other:?}, not a list of entries"))),
+            };
+            Ok(QueueReading::Stream {
+                lag,
+                pending,
+                stale: stale as u64,
+                stale_idle: *claim_timeout,
+                stale_truncated: stale >= STALE_SCAN_LIMIT,
+            })
+        }
+    }
+}
+
+enum GroupError {
+    Missing(String),
+    Shape(String),
+}
+
+/// The `lag` (if Redis computed it) and `pending` of `group` in an `XINFO GROUPS` answer: a list
+/// of maps (RESP3) or of flat field/value lists (RESP2).
+fn group_counts(v: &Value, group: &str) -> Result<(Option<u64>, u64), GroupError> {
+    let Value::Array(groups) = v else {
+        return Err(GroupError::Shape(format!("XINFO GROUPS answered {v:?}, not a list of groups")));
+    };
+    let mut names = Vec::new();
+    for g in groups {
+        let fields: Vec<(&Value, &Value)> = match g {
+            Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+            Value::Array(a) => a.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect(),
+            other => return Err(GroupError::Shape(format!("XINFO GROUPS entry {other:?} is not a map"))),
+        };
+        let field = |name: &str| fields.iter().find(|(k, _)| text(k).as_deref() == Some(name)).map(|(_, v)| *v);
+        let Some(this) = field("name").and_then(text) else { continue };
+        if this != group {
+            names.push(this);
+            continue;
+        }
+        let pending = field("pending").and_then(int).ok_or_else(|| GroupError::Shape("XINFO GROUPS entry has no pending count".into()))?;
+        let lag = field("lag").and_then(int);
+        return Ok((lag, pending));
+    }
+    Err(GroupError::Missing(if names.is_empty() { "none".to_string() } else { names.join(", ") }))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::BulkString(_) | Value::SimpleString(_) => text(v)?.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_group_s_lag_and_pending_are_found_in_either_protocol_s_shape() {
+        let resp2 = Value::Array(vec![
+            Value::Array(vec![bulk("name"), bulk("other"), bulk("pending"), Value::Int(1), bulk("lag"), Value::Int(2)]),
+            Value::Array(vec![bulk("name"), bulk("g"), bulk("pending"), Value::Int(4), bulk("lag"), Value::Int(6)]),
+        ]);
+        assert!(matches!(group_counts(&resp2, "g"), Ok((Some(6), 4))));
+        let resp3 =
+            Value::Array(vec![Value::Map(vec![(bulk("name"), bulk("g")), (bulk("pending"), Value::Int(0)), (bulk("lag"), Value::Nil)])]);
+        assert!(matches!(group_counts(&resp3, "g"), Ok((None, 0))), "a nil lag is unknown, not zero");
+        assert!(matches!(group_counts(&resp2, "h"), Err(GroupError::Missing(n)) if n == "other, g"));
+    }
+}

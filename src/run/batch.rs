@@ -1,0 +1,138 @@
+//! One batch target (a ScaledJob's queue): its store and its loop, read queue -> decide -> store.
+//!
+//! Like a serving target's collector, the loop runs every collection interval and never inside
+//! an RPC, so KEDA's calls are answered from memory; it stops when nobody asked about the
+//! ScaledJob for the idle timeout. A failed read keeps the last count until it goes stale and is
+//! then `UNAVAILABLE`: KEDA never reads a Redis outage as an empty queue.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tokio::{
+    sync::watch,
+    time::{Instant, MissedTickBehavior},
+};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::{
+    decide::batch::{BatchDecision, decide},
+    run::target::{Presence, Shared, TargetKey},
+    spec::batch::{BatchSpec, QueueSource},
+};
+
+/// One served batch trigger.
+pub struct BatchTarget {
+    /// Identity (namespace, ScaledJob name, metadata fingerprint).
+    pub key: TargetKey,
+    /// The metadata as received.
+    pub meta: HashMap<String, String>,
+    /// Parsed spec.
+    pub spec: Arc<BatchSpec>,
+    /// The latest decision.
+    pub store: BatchStore,
+    /// When it was last asked about, its push streams and its loop.
+    pub presence: Arc<Presence>,
+}
+
+impl BatchTarget {
+    /// A target whose loop is not started yet.
+    pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: BatchSpec, stale_after: Duration) -> Self {
+        BatchTarget { key, meta, spec: Arc::new(spec), store: BatchStore::new(stale_after), presence: Arc::default() }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Latest {
+    decision: Option<(Instant, Arc<BatchDecision>)>,
+    last_error: Option<String>,
+}
+
+/// The latest decision of a batch target, as the RPCs read it.
+#[derive(Debug)]
+pub struct BatchStore {
+    inner: RwLock<Latest>,
+    stale_after: Duration,
+    active: watch::Sender<bool>,
+}
+
+impl BatchStore {
+    /// Empty: unavailable until the first read.
+    pub fn new(stale_after: Duration) -> Self {
+        BatchStore { inner: RwLock::default(), stale_after, active: watch::channel(false).0 }
+    }
+
+    /// Stores a decision made at `now`.
+    pub fn publish(&self, d: BatchDecision, now: Instant) {
+        let active = d.active;
+        {
+            let mut w = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            w.decision = Some((now, Arc::new(d)));
+            w.last_error = None;
+        }
+        self.active.send_if_modified(|cur| std::mem::replace(cur, active) != active);
+    }
+
+    /// Notes a failed read; the previous decision is served until it goes stale.
+    pub fn record_problem(&self, why: String) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).last_error = Some(why);
+    }
+
+    /// A fresh decision at `now`, or why there is none (for the `UNAVAILABLE` message).
+    pub fn answer(&self, now: Instant) -> Result<Arc<BatchDecision>, String> {
+        let r = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        match &r.decision {
+            Some((at, d)) if now.saturating_duration_since(*at) <= self.stale_after => Ok(d.clone()),
+            Some((at, _)) => Err(format!(
+                "latest queue reading is {:.0?} old (stale after {:?}); {}",
+                now.saturating_duration_since(*at),
+                self.stale_after,
+                r.last_error.as_deref().unwrap_or("the queue could not be read since")
+            )),
+            None => Err(match &r.last_error {
+                Some(e) => format!("no queue reading yet: {e}"),
+                None => "no queue reading yet: the first read has not finished".to_string(),
+            }),
+        }
+    }
+
+    /// Watches the "work waits" flag (for `StreamIsActive`).
+    pub fn subscribe_active(&self) -> watch::Receiver<bool> {
+        self.active.subscribe()
+    }
+}
+
+/// Reads the queue every interval until the target expires.
+pub async fn run(shared: Arc<Shared>, target: Arc<BatchTarget>) {
+    let span = info_span!("scaledjob", namespace = %target.key.namespace, name = %target.key.name);
+    async move {
+        let mut ticker = tokio::time::interval(shared.settings.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if target.presence.expired(shared.origin, shared.settings.idle_timeout) {
+                info!(idle_for = ?target.presence.idle_for(shared.origin), "no RPC about this ScaledJob for a while: stopping");
+                break;
+            }
+            tick(&shared, &target).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn tick(shared: &Shared, target: &BatchTarget) {
+    let QueueSource::Redis { endpoint, queue } = &target.spec.source;
+    match shared.redis.read(endpoint, queue).await.map(|r| decide(&target.spec.policy, &queue.label(), r)) {
+        Ok(d) => {
+            debug!(work = d.work, jobs_wanted = d.jobs_wanted, active = d.active, reason = %d.reason, "decided");
+            target.store.publish(d, Instant::now());
+        }
+        Err(e) => {
+            warn!(error = %e, "queue read failed");
+            target.store.record_problem(e.to_string());
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! A batch trigger's metadata (`mode: batch`), parsed once into a typed [`BatchSpec`].
+//!
+//! A batch target is a ScaledJob's queue: KEDA creates Jobs from the outstanding work we report
+//! (`maxScale = min(ceil(work / targetSize), maxReplicaCount)`), so the spec says where the queue
+//! is, what counts as work, and how much work one Job takes. Key names follow KEDA's own Redis
+//! scalers where they mean the same thing (`address`, `host`, `port`, `databaseIndex`,
+//! `username`, `password`, `listName`, `stream`, `consumerGroup`). TLS to Redis is `redisTLS`,
+//! not KEDA's `enableTLS`: in an external trigger `enableTLS` already tells KEDA to reach *this
+//! scaler* over TLS. KEDA does not forward TriggerAuthentication parameters to external scalers,
+//! so a password comes as `passwordFromEnv` (resolved by KEDA from the Job container's env, e.g.
+//! from a Secret) or, discouraged, in plain `password`.
+
+use std::{collections::HashMap, time::Duration};
+
+use serde::Serialize;
+
+use super::{Meta, SpecError, bad, duration};
+use crate::{
+    decide::batch::{BatchPolicy, WorkCount},
+    fetch::redis::{Queue, RedisEndpoint, Secret},
+    read::queue::KeyKind,
+};
+
+/// Every batch key (README documents each).
+pub const BATCH_KEYS: &[&str] = &[
+    "mode",
+    "source",
+    "address",
+    "host",
+    "port",
+    "databaseIndex",
+    "username",
+    "password",
+    "redisTLS",
+    "listName",
+    "dataType",
+    "stream",
+    "consumerGroup",
+    "workCount",
+    "claimTimeout",
+    "targetSize",
+    "activationThreshold",
+];
+
+/// Whether a trigger's metadata asks for batch mode.
+pub fn is_batch(meta: &HashMap<String, String>) -> bool {
+    meta.get("mode").is_some_and(|m| m.trim() == "batch")
+}
+
+/// Where the queue is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum QueueSource {
+    /// A Redis server.
+    Redis {
+        /// The server.
+        endpoint: RedisEndpoint,
+        /// The queue on it.
+        queue: Queue,
+    },
+}
+
+/// A batch trigger, parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchSpec {
+    /// The queue.
+    pub source: QueueSource,
+    /// What counts and how much one Job takes (`workCount`, `targetSize`,
+    /// `activationThreshold`).
+    pub policy: BatchPolicy,
+}
+
+/// Default `claimTimeout`: Spot capacity gives 2 minutes of notice; an entry held five minutes
+/// without an acknowledgement has outlived any graceful hand-back.
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn find_batch_key(name: &str) -> Option<&'static str> {
+    BATCH_KEYS.iter().copied().find(|k| *k == name)
+}
+
+impl BatchSpec {
+    /// Parses and validates a batch trigger's metadata.
+    pub fn parse(raw: &HashMap<String, String>) -> Result<Self, SpecError> {
+        let m = Meta::over(raw, find_batch_key, || BATCH_KEYS.to_vec())?;
+        m.parse("mode", "batch", |v| (v == "batch").then_some(()))?;
+        match m.get("source") {
+            None | Some((_, "redis")) => {}
+            Some((k, v)) => return Err(bad(k, v, "redis (the queue sources this scaler reads)")),
+        }
+        let endpoint = Self::endpoint(&m)?;
+        let (queue, count) = Self::queue(&m)?;
+        let target_size = m.positive("targetSize", "work one Job takes, in items")?.unwrap_or(1.0);
+        let activation = m.non_negative("activationThreshold", "items above which the ScaledJob is active")?.unwrap_or(0.0);
+        Ok(BatchSpec { source: QueueSource::Redis { endpoint, queue }, policy: BatchPolicy { target_size, activation, count } })
+    }
+
+    fn endpoint(m: &Meta<'_>) -> Result<RedisEndpoint, SpecError> {
+        let (host, port) = match (m.get("address"), m.get("host")) {
+            (Some((k, _)), Some(_)) => {
+                return Err(SpecError::Conflict { key: k.to_string(), problem: "give address or host (+ port), not both".into() });
+            }
+            (Some((k, v)), None) => {
+                if m.get("port").is_some() {
+                    return Err(SpecError::Conflict { key: "port".into(), problem: "address already carries the port".into() });
+                }
+                let (h, p) = v.rsplit_once(':').ok_or_else(|| bad(k, v, "host:port, e.g. redis.queues.svc:6379"))?;
+                let p = p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad(k, v, "host:port with a port 1-65535"))?;
+                let h = h.trim_start_matches('[').trim_end_matches(']');
+                if h.is_empty() {
+                    return Err(bad(k, v, "host:port with a host"));
+                }
+                (h.to_string(), p)
+            }
+            (None, Some((_, h))) if !h.is_empty() => (h.to_string(), m.port("port")?.unwrap_or(6379)),
+            _ => {
+                return Err(SpecError::Conflict {
+                    key: "address".into(),
+                    problem: "required: where the queue's Redis is (address: host:port, or host and port)".into(),
+                });
+            }
+        };
+        let db = m.parse("databaseIndex", "a database index 0-15 or more, a whole number", |v| v.parse::<u32>().ok())?.unwrap_or(0);
+        let tls = m.parse("redisTLS", "true or false", |v| v.parse::<bool>().ok())?.unwrap_or(false);
+        let username = m.parse("username", "a non-empty ACL user name", |v| (!v.is_empty()).then(|| v.to_string()))?;
+        let password = m.parse("password", "a non-empty password", |v| (!v.is_empty()).then(|| Secret::new(v)))?;
+        Ok(RedisEndpoint { host, port, tls, db, username, password })
+    }
+
+    /// The queue, and what of it counts as work.
+    fn queue(m: &Meta<'_>) -> Result<(Queue, WorkCount), SpecError> {
+        let name = |key: &'static str| m.parse(key, "a non-empty key name", |v| (!v.is_empty()).then(|| v.to_string()));
+        match (name("listName")?, name("stream")?) {
+            (Some(_), Some(_)) => Err(SpecError::Conflict { key: "stream".into(), problem: "give listName or stream, not both".into() }),
+            (Some(key), None) => {
+                for k in ["consumerGroup", "workCount", "claimTimeout"] {
+                    if let Some((given, _)) = m.values.get(k) {
+                        return Err(SpecError::Conflict { key: given.to_string(), problem: "only with stream".into() });
+                    }
+                }
+                let kind = m
+                    .parse("dataType", "one of list, zset, set, hash", |v| match v {
+                        "list" => Some(KeyKind::List),
+                        "zset" => Some(KeyKind::SortedSet),
+                        "set" => Some(KeyKind::Set),
+                        "hash" => Some(KeyKind::Hash),
+                        _ => None,
+                    })?
+                    .unwrap_or(KeyKind::List);
+                Ok((Queue::Key { key, kind }, WorkCount::Waiting))
+            }
+            (None, Some(stream)) => {
+                if let Some((given, _)) = m.values.get("dataType") {
+                    return Err(SpecError::Conflict { key: given.to_string(), problem: "only with listName".into() });
+                }
+                let group = name("consumerGroup")?.ok_or_else(|| SpecError::Conflict {
+                    key: "consumerGroup".into(),
+                    problem: "required with stream: the group whose lag and pending entries are the work".into(),
+                })?;
+                let count = m
+                    .parse("workCount", "waiting or outstanding", |v| match v {
+                        "waiting" => Some(WorkCount::Waiting),
+                        "outstanding" => Some(WorkCount::Outstanding),
+                        _ => None,
+                    })?
+                    .unwrap_or(WorkCount::Waiting);
+                let claim_timeout = m.parse("claimTimeout", "a duration such as 5m", duration)?.unwrap_or(DEFAULT_CLAIM_TIMEOUT);
+                Ok((Queue::Stream { stream, group, claim_timeout }, count))
+            }
+            (None, None) => Err(SpecError::Conflict {
+                key: "listName".into(),
+                problem: "required: the queue (listName for a list, set, sorted set or hash; stream and consumerGroup for a stream)".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_list_trigger_parses_with_keda_s_key_names_and_defaults() {
+        let s = BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "redis.q.svc:6380"), ("listName", "jobs")])).unwrap();
+        let QueueSource::Redis { endpoint, queue } = &s.source;
+        assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.db, endpoint.tls), ("redis.q.svc", 6380, 0, false));
+        assert_eq!(queue, &Queue::Key { key: "jobs".into(), kind: KeyKind::List });
+        assert_eq!(s.policy, BatchPolicy { target_size: 1.0, activation: 0.0, count: WorkCount::Waiting });
+        let s = BatchSpec::parse(&meta(&[
+            ("mode", "batch"),
+            ("host", "10.0.0.9"),
+            ("listName", "jobs"),
+            ("dataType", "zset"),
+            ("passwordFromEnv", "s3cret"),
+            ("redisTLS", "true"),
+        ]))
+        .unwrap();
+        let QueueSource::Redis { endpoint, queue } = &s.source;
+        assert_eq!((endpoint.port, endpoint.tls), (6379, true));
+        assert_eq!(endpoint.password.as_ref().map(Secret::expose), Some("s3cret"));
+        assert!(!format!("{s:?}").contains("s3cret"), "a password is never printed");
+        assert!(matches!(queue, Queue::Key { kind: KeyKind::SortedSet, .. }));
+    }
+
+    #[test]
+    fn a_stream_trigger_needs_its_group_and_counts_waiting_work_by_default() {
+        let s =
+            BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "127.0.0.1:6379"), ("stream", "s"), ("consumerGroup", "g")])).unwrap();
+        let QueueSource::Redis { queue, .. } = &s.source;
+        assert_eq!(queue, &Queue::Stream { stream: "s".into(), group: "g".into(), claim_timeout: DEFAULT_CLAIM_TIMEOUT });
+        assert_eq!(s.policy.count, WorkCount::Waiting);
+    }
+
+    #[test]
+    fn bad_batch_metadata_is_refused_naming_the_key() {
+        let base = [("mode", "batch"), ("address", "127.0.0.1:6379")];
+        for (extra, key, want) in [
+            (vec![("listName", "j"), ("source", "rabbitmq")], "source", "redis"),
+            (vec![("listName", "j"), ("targetSize", "0")], "targetSize", "positive"),
+            (vec![("listName", "j"), ("dataType", "queue")], "dataType", "list, zset, set, hash"),
+            (vec![("listName", "j"), ("consumerGroup", "g")], "consumerGroup", "only with stream"),
+            (vec![("stream", "s")], "consumerGroup", "required with stream"),
+            (vec![("stream", "s"), ("consumerGroup", "g"), ("workCount", "all")], "workCount", "waiting or outstanding"),
+            (vec![("stream", "s"), ("consumerGroup", "g"), ("claimTimeout", "soon")], "claimTimeout", "duration"),
+            (vec![], "listName", "required"),
+            (vec![("listName", "j"), ("port", "1")], "port", "address already carries the port"),
+            (vec![("listName", "j"), ("podSelector", "app=x")], "podSelector", "unknown"),
+            (vec![("listName", "j"), ("redisTLS", "yes")], "redisTLS", "true or false"),
+        ] {
+            let mut kv = base.to_vec();
+            kv.extend(extra.iter().copied());
+            let err = BatchSpec::parse(&meta(&kv)).unwrap_err();
+            let named = match &err {
+                SpecError::BadValue { key: k, .. } | SpecError::Conflict { key: k, .. } | SpecError::UnknownKey { key: k, .. } => k == key,
+            };
+            assert!(named && err.to_string().contains(want), "{kv:?}: {err}");
+        }
+        let err = BatchSpec::parse(&meta(&[("mode", "batch"), ("listName", "j")])).unwrap_err();
+        assert!(err.to_string().contains("address"), "{err}");
+        let err = BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "nohost"), ("listName", "j")])).unwrap_err();
+        assert!(err.to_string().contains("host:port"), "{err}");
+    }
+
+    #[test]
+    fn every_batch_key_is_documented_in_the_readme_s_batch_table() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("## Batch mode").expect("README has a batch mode section")..];
+        for k in BATCH_KEYS {
+            assert!(table.contains(&format!("| `{k}` |")), "README's batch table lacks `{k}`");
+        }
+    }
+
+    #[test]
+    fn only_mode_batch_is_a_batch_trigger() {
+        assert!(is_batch(&meta(&[("mode", "batch")])));
+        assert!(!is_batch(&meta(&[("mode", "serving")])));
+        assert!(!is_batch(&meta(&[])));
+    }
+}

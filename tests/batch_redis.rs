@@ -1,0 +1,188 @@
+//! Batch mode against a real redis-server: KEDA's ScaledJob calls (`GetMetricSpec`,
+//! `GetMetrics`, `IsActive`) for list and stream queues, and the faults KEDA must see as
+//! `UNAVAILABLE` (never as an empty queue) while other triggers keep working.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, redis_server::RedisServer, settings, so};
+use llm_scaler::{
+    proto::{GetMetricsRequest, ScaledObjectRef},
+    serve::grpc::BATCH_METRIC_NAME,
+};
+use redis::AsyncCommands;
+use tonic::Code;
+
+/// `GetMetrics` for a batch trigger.
+async fn work(h: &mut Harness, so: &ScaledObjectRef) -> Result<f64, tonic::Status> {
+    let r = h.client.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: BATCH_METRIC_NAME.into() }).await?;
+    let v = r.into_inner().metric_values;
+    assert_eq!(v.len(), 1);
+    Ok(v[0].metric_value_float)
+}
+
+/// Polls `GetMetrics` until `pred` holds, or panics with the last answer.
+async fn wait_work(
+    h: &mut Harness,
+    so: &ScaledObjectRef,
+    pred: impl Fn(&Result<f64, tonic::Status>) -> bool,
+) -> Result<f64, tonic::Status> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = work(h, so).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s; last answer: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn batch(name: &str, kv: &[(&str, String)]) -> ScaledObjectRef {
+    let mut meta = vec![("mode", "batch".to_string())];
+    meta.extend(kv.iter().cloned());
+    so("jobs", name, &meta)
+}
+
+fn unavailable_saying(r: &Result<f64, tonic::Status>, needle: &str) -> bool {
+    matches!(r, Err(s) if s.code() == Code::Unavailable && s.message().contains(needle))
+}
+
+#[tokio::test]
+async fn a_list_s_length_is_the_work_against_the_work_one_job_takes_and_an_empty_list_is_inactive() {
+    let redis = RedisServer::start();
+    let mut c = redis.conn().await;
+    let _: () = c.rpush("embed-jobs", (0..7).collect::<Vec<i32>>()).await.unwrap();
+    let mut h = Harness::start(settings(100)).await;
+    let t = batch("embed", &[("address", redis.address()), ("listName", "embed-jobs".into()), ("targetSize", "2".into())]);
+
+    let spec = h.client.get_metric_spec(t.clone()).await.expect("spec").into_inner().metric_specs;
+    assert_eq!(spec.len(), 1);
+    assert_eq!((spec[0].metric_name.as_str(), spec[0].target_size_float), (BATCH_METRIC_NAME, 2.0), "AverageValue = items per Job");
+    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 7.0);
+    assert!(h.client.is_active(t.clone()).await.unwrap().into_inner().result);
+
+    let _: () = c.del("embed-jobs").await.unwrap();
+    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
+    assert!(!h.client.is_active(t.clone()).await.unwrap().into_inner().result, "nothing waits: not active");
+
+    // A set counted by SCARD, as KEDA's scalers count non-list keys.
+    let _: () = c.sadd("docs", &["a", "b", "c"]).await.unwrap();
+    let s = batch("docs", &[("address", redis.address()), ("listName", "docs".into()), ("dataType", "set".into())]);
+    assert_eq!(wait_work(&mut h, &s, |r| r.is_ok()).await.unwrap(), 3.0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_s_waiting_work_is_its_lag_plus_entries_whose_consumer_went_quiet_and_outstanding_adds_claimed_ones() {
+    let redis = RedisServer::start();
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("XGROUP").arg(&["CREATE", "evals", "workers", "$", "MKSTREAM"]).query_async(&mut c).await.unwrap();
+    for i in 0..10 {
+        let _: String = c.xadd("evals", "*", &[("item", i)]).await.unwrap();
+    }
+    // A worker claims 4 entries and goes quiet (a preempted Spot pod).
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "workers", "spot-pod-1", "COUNT", "4", "STREAMS", "evals", ">"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut h = Harness::start(settings(100)).await;
+    let stream = |name: &str, count: &str| {
+        batch(
+            name,
+            &[
+                ("address", redis.address()),
+                ("stream", "evals".into()),
+                ("consumerGroup", "workers".into()),
+                ("workCount", count.into()),
+                ("claimTimeout", "1500ms".into()),
+            ],
+        )
+    };
+    let (waiting, outstanding) = (stream("evals-accurate", "waiting"), stream("evals-default", "outstanding"));
+    assert_eq!(wait_work(&mut h, &waiting, |r| r.is_ok()).await.unwrap(), 6.0, "lag 6; the 4 claimed are being worked on");
+    assert_eq!(wait_work(&mut h, &outstanding, |r| r.is_ok()).await.unwrap(), 10.0, "lag 6 + 4 pending");
+    // Past the claim timeout the 4 are work to redo.
+    assert_eq!(wait_work(&mut h, &waiting, |r| r.as_ref().is_ok_and(|w| *w == 10.0)).await.unwrap(), 10.0);
+    // Two are acknowledged after all (the worker came back): 8 left either way.
+    let ids: redis::Value = redis::cmd("XRANGE").arg(&["evals", "-", "+", "COUNT", "2"]).query_async(&mut c).await.unwrap();
+    let redis::Value::Array(entries) = ids else { panic!("XRANGE: {ids:?}") };
+    for e in entries {
+        let redis::Value::Array(parts) = e else { panic!("entry") };
+        let id: String = redis::from_redis_value(parts[0].clone()).unwrap();
+        let _: i64 = c.xack("evals", "workers", &[id]).await.unwrap();
+    }
+    wait_work(&mut h, &waiting, |r| r.as_ref().is_ok_and(|w| *w == 8.0)).await.unwrap();
+    wait_work(&mut h, &outstanding, |r| r.as_ref().is_ok_and(|w| *w == 8.0)).await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn every_queue_fault_is_unavailable_naming_its_cause_and_leaves_other_triggers_working() {
+    let redis = RedisServer::start();
+    let locked = RedisServer::with_password("right-password");
+    let mut c = redis.conn().await;
+    let _: () = c.rpush("ok", &[1, 2]).await.unwrap();
+    let _: () = c.set("a-string", "x").await.unwrap();
+    let _: () = redis::cmd("XGROUP").arg(&["CREATE", "s", "other-group", "$", "MKSTREAM"]).query_async(&mut c).await.unwrap();
+    let mut h = Harness::start(settings(100)).await;
+    let healthy = batch("healthy", &[("address", redis.address()), ("listName", "ok".into())]);
+    let nothing_there = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cases = [
+        (
+            batch("refused", &[("address", format!("127.0.0.1:{nothing_there}")), ("listName", "q".into())]),
+            format!("127.0.0.1:{nothing_there}"),
+        ),
+        (
+            batch("wrong-pass", &[("address", locked.address()), ("listName", "q".into()), ("passwordFromEnv", "wrong".into())]),
+            "Password authentication failed".to_string(),
+        ),
+        (batch("no-pass", &[("address", locked.address()), ("listName", "q".into())]), "NOAUTH".to_string()),
+        (batch("wrong-type", &[("address", redis.address()), ("listName", "a-string".into())]), "holds another type".to_string()),
+        (
+            batch("no-group", &[("address", redis.address()), ("stream", "s".into()), ("consumerGroup", "workers".into())]),
+            "has no consumer group \"workers\"".to_string(),
+        ),
+        (
+            batch("no-stream", &[("address", redis.address()), ("stream", "absent".into()), ("consumerGroup", "g".into())]),
+            "stream \"absent\" does not exist".to_string(),
+        ),
+    ];
+    for (t, needle) in &cases {
+        let r = wait_work(&mut h, t, |r| unavailable_saying(r, needle)).await;
+        assert!(r.is_err());
+        let active = h.client.is_active(t.clone()).await;
+        assert!(matches!(&active, Err(s) if s.code() == Code::Unavailable), "IsActive too: {active:?}");
+    }
+    assert_eq!(wait_work(&mut h, &healthy, |r| r.is_ok()).await.unwrap(), 2.0, "the healthy trigger is untouched");
+
+    let bad = batch("bad", &[("address", redis.address()), ("listName", "q".into()), ("targetSize", "-1".into())]);
+    let err = h.client.get_metric_spec(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("targetSize"), "{}", err.message());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_redis_restart_is_unavailable_while_it_is_down_and_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let mut c = redis.conn().await;
+    let _: () = c.rpush("q", &[1, 2, 3]).await.unwrap();
+    let mut h = Harness::start(settings(100)).await;
+    let t = batch("restart", &[("address", redis.address()), ("listName", "q".into())]);
+    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 3.0);
+    redis.stop();
+    let down = wait_work(&mut h, &t, |r| r.is_err()).await.unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    redis.restart();
+    let mut c = redis.conn().await;
+    let _: () = c.rpush("q", &[1, 2, 3, 4, 5]).await.unwrap();
+    assert_eq!(wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 5.0)).await.unwrap(), 5.0, "the same connection recovered");
+    h.stop().await;
+}
