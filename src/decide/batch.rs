@@ -54,22 +54,32 @@ pub struct BatchDecision {
 /// Decides from one reading of the queue `label` names.
 pub fn decide(policy: &BatchPolicy, label: &str, reading: QueueReading) -> BatchDecision {
     let (work, what) = match reading {
-        QueueReading::Key { length, kind } => (length, format!("{length} items in {label} ({})", kind.command())),
+        QueueReading::Key { length, kind } => (length as f64, format!("{length} items in {label} ({})", kind.command())),
         QueueReading::Stream { lag, pending, stale, stale_idle, stale_truncated } => {
             let at_least = if stale_truncated { "at least " } else { "" };
             let redo = format!("{at_least}{stale} of {pending} pending idle > {} (work to redo)", humantime::format_duration(stale_idle));
             match policy.count {
-                WorkCount::Waiting => (lag + stale, format!("{} waiting in {label}: lag {lag} + {redo}", lag + stale)),
+                WorkCount::Waiting => ((lag + stale) as f64, format!("{} waiting in {label}: lag {lag} + {redo}", lag + stale)),
                 WorkCount::Outstanding => {
-                    (lag + pending, format!("{} outstanding in {label}: lag {lag} + {pending} pending ({redo})", lag + pending))
+                    ((lag + pending) as f64, format!("{} outstanding in {label}: lag {lag} + {pending} pending ({redo})", lag + pending))
                 }
             }
         }
+        QueueReading::Metric { count, size: None, series } => (count, format!("{count} in {label} ({series} series)")),
+        QueueReading::Metric { count, size: Some(size), series } => {
+            (size, format!("{size} work units in {label} ({count} items, {series} series)"))
+        }
     };
-    let work = work as f64;
+    // An exporter's gauge below zero (a counter reset mid-scrape, a buggy exporter) is no
+    // negative work.
+    let work = work.max(0.0);
     let jobs_wanted = (work / policy.target_size).ceil() as u64;
     let active = work > policy.activation;
-    let per_job = if policy.target_size == 1.0 { "1 item".to_string() } else { format!("{} items", policy.target_size) };
+    let (one, many) = match reading {
+        QueueReading::Metric { size: Some(_), .. } => ("work unit", "work units"),
+        _ => ("item", "items"),
+    };
+    let per_job = if policy.target_size == 1.0 { format!("1 {one}") } else { format!("{} {many}", policy.target_size) };
     let reason = format!(
         "{what} -> {jobs_wanted} Jobs of {per_job} (KEDA: ceil({work} / {})){}",
         policy.target_size,
@@ -107,5 +117,14 @@ mod tests {
             "7 waiting in s/g: lag 6 + 1 of 4 pending idle > 2m (work to redo) -> 7 Jobs of 1 item (KEDA: ceil(7 / 1))"
         );
         assert_eq!(decide(&one(WorkCount::Outstanding), "s/g", r).work, 10.0, "every entry not acknowledged");
+    }
+
+    #[test]
+    fn an_exporter_s_size_metric_is_the_work_when_given_and_its_count_otherwise() {
+        let p = BatchPolicy { target_size: 1000.0, activation: 0.0, count: WorkCount::Waiting };
+        let d = decide(&p, "embed", QueueReading::Metric { count: 12.0, size: Some(48_000.0), series: 1 });
+        assert_eq!((d.work, d.jobs_wanted), (48_000.0, 48));
+        assert_eq!(d.reason, "48000 work units in embed (12 items, 1 series) -> 48 Jobs of 1000 work units (KEDA: ceil(48000 / 1000))");
+        assert_eq!(decide(&p, "embed", QueueReading::Metric { count: 12.0, size: None, series: 2 }).work, 12.0);
     }
 }

@@ -19,6 +19,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     decide::batch::{BatchDecision, decide},
+    read::queue::QueueMetricExtractor,
     run::target::{Presence, Shared, TargetKey},
     spec::batch::{BatchSpec, QueueSource},
 };
@@ -124,15 +125,24 @@ pub async fn run(shared: Arc<Shared>, target: Arc<BatchTarget>) {
 }
 
 async fn tick(shared: &Shared, target: &BatchTarget) {
-    let QueueSource::Redis { endpoint, queue } = &target.spec.source;
-    match shared.redis.read(endpoint, queue).await.map(|r| decide(&target.spec.policy, &queue.label(), r)) {
+    let read = match &target.spec.source {
+        QueueSource::Redis { endpoint, queue } => shared.redis.read(endpoint, queue).await.map_err(|e| e.to_string()),
+        QueueSource::Prometheus { url, metric, labels, size_metric } => {
+            let mut x = QueueMetricExtractor::new(metric, size_metric.as_deref(), labels);
+            match shared.scraper.scrape(url, &mut x).await {
+                Ok(_) => x.finish().map_err(|e| format!("{url}: {e}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    match read.map(|r| decide(&target.spec.policy, &target.spec.source.label(), r)) {
         Ok(d) => {
             debug!(work = d.work, jobs_wanted = d.jobs_wanted, active = d.active, reason = %d.reason, "decided");
             target.store.publish(d, Instant::now());
         }
         Err(e) => {
             warn!(error = %e, "queue read failed");
-            target.store.record_problem(e.to_string());
+            target.store.record_problem(e);
         }
     }
 }

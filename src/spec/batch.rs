@@ -18,7 +18,7 @@ use super::{Meta, SpecError, bad, duration};
 use crate::{
     decide::batch::{BatchPolicy, WorkCount},
     fetch::redis::{Queue, RedisEndpoint, Secret},
-    read::queue::KeyKind,
+    read::queue::{KeyKind, LabelMatch},
 };
 
 /// Every batch key (README documents each).
@@ -38,9 +38,33 @@ pub const BATCH_KEYS: &[&str] = &[
     "consumerGroup",
     "workCount",
     "claimTimeout",
+    "metricsUrl",
+    "metricName",
+    "metricLabels",
+    "sizeMetricName",
     "targetSize",
     "activationThreshold",
 ];
+
+/// Keys of the Redis source.
+const REDIS_KEYS: &[&str] = &[
+    "address",
+    "host",
+    "port",
+    "databaseIndex",
+    "username",
+    "password",
+    "redisTLS",
+    "listName",
+    "dataType",
+    "stream",
+    "consumerGroup",
+    "workCount",
+    "claimTimeout",
+];
+
+/// Keys of the Prometheus-endpoint source.
+const PROMETHEUS_KEYS: &[&str] = &["metricsUrl", "metricName", "metricLabels", "sizeMetricName"];
 
 /// Whether a trigger's metadata asks for batch mode.
 pub fn is_batch(meta: &HashMap<String, String>) -> bool {
@@ -58,6 +82,33 @@ pub enum QueueSource {
         /// The queue on it.
         queue: Queue,
     },
+    /// A Prometheus-format endpoint exposing the queue (an exporter for RabbitMQ, SQS, Kueue,
+    /// ...), scraped with the serving path's bounded fetcher and streaming reader.
+    Prometheus {
+        /// `http://host:port/path`.
+        url: String,
+        /// The queue-length metric, summed over the matching series.
+        metric: String,
+        /// Labels a series must carry.
+        labels: Vec<LabelMatch>,
+        /// A metric of the queue's size in work units (e.g. tokens, GPU-seconds), summed alike:
+        /// when given, it is the work.
+        size_metric: Option<String>,
+    },
+}
+
+impl QueueSource {
+    /// How a decision names the queue.
+    pub fn label(&self) -> String {
+        match self {
+            QueueSource::Redis { queue, .. } => queue.label(),
+            QueueSource::Prometheus { metric, labels, .. } if labels.is_empty() => metric.clone(),
+            QueueSource::Prometheus { metric, labels, .. } => {
+                let m: Vec<String> = labels.iter().map(|l| format!("{}=\"{}\"", l.name, l.value)).collect();
+                format!("{metric}{{{}}}", m.join(","))
+            }
+        }
+    }
 }
 
 /// A batch trigger, parsed.
@@ -74,6 +125,29 @@ pub struct BatchSpec {
 /// without an acknowledgement has outlived any graceful hand-back.
 pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(300);
 
+fn is_metric_name(v: &str) -> bool {
+    let mut c = v.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+}
+
+/// `queue=embed,vhost=/` (values may be double-quoted).
+fn label_matches(v: &str) -> Option<Vec<LabelMatch>> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let (name, value) = (name.trim(), value.trim());
+            let value = value.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(value);
+            let valid = name.chars().next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                && name.chars().all(|x| x.is_ascii_alphanumeric() || x == '_');
+            valid.then(|| LabelMatch { name: name.to_string(), value: value.to_string() })
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|l| !l.is_empty())
+}
+
 fn find_batch_key(name: &str) -> Option<&'static str> {
     BATCH_KEYS.iter().copied().find(|k| *k == name)
 }
@@ -83,15 +157,41 @@ impl BatchSpec {
     pub fn parse(raw: &HashMap<String, String>) -> Result<Self, SpecError> {
         let m = Meta::over(raw, find_batch_key, || BATCH_KEYS.to_vec())?;
         m.parse("mode", "batch", |v| (v == "batch").then_some(()))?;
-        match m.get("source") {
-            None | Some((_, "redis")) => {}
-            Some((k, v)) => return Err(bad(k, v, "redis (the queue sources this scaler reads)")),
+        let prometheus = match m.get("source") {
+            None | Some((_, "redis")) => false,
+            Some((_, "prometheus")) => true,
+            Some((k, v)) => return Err(bad(k, v, "redis or prometheus (the queue sources this scaler reads)")),
+        };
+        let (others, source_name) = if prometheus { (REDIS_KEYS, "prometheus") } else { (PROMETHEUS_KEYS, "redis") };
+        if let Some(k) = others.iter().find_map(|k| m.values.get(k).map(|(given, _)| *given)) {
+            return Err(SpecError::Conflict { key: k.to_string(), problem: format!("not a key of source {source_name}") });
         }
-        let endpoint = Self::endpoint(&m)?;
-        let (queue, count) = Self::queue(&m)?;
+        let (source, count) = if prometheus {
+            (Self::prometheus(&m)?, WorkCount::Waiting)
+        } else {
+            let endpoint = Self::endpoint(&m)?;
+            let (queue, count) = Self::queue(&m)?;
+            (QueueSource::Redis { endpoint, queue }, count)
+        };
         let target_size = m.positive("targetSize", "work one Job takes, in items")?.unwrap_or(1.0);
         let activation = m.non_negative("activationThreshold", "items above which the ScaledJob is active")?.unwrap_or(0.0);
-        Ok(BatchSpec { source: QueueSource::Redis { endpoint, queue }, policy: BatchPolicy { target_size, activation, count } })
+        Ok(BatchSpec { source, policy: BatchPolicy { target_size, activation, count } })
+    }
+
+    fn prometheus(m: &Meta<'_>) -> Result<QueueSource, SpecError> {
+        let url = m
+            .parse("metricsUrl", "an http:// URL such as http://rabbitmq-exporter.queues:9419/metrics", |v| {
+                (v.starts_with("http://") && v.len() > "http://".len() && !v.contains(char::is_whitespace)).then(|| v.to_string())
+            })?
+            .ok_or_else(|| SpecError::Conflict { key: "metricsUrl".into(), problem: "required with source prometheus".into() })?;
+        let metric_name = |v: &str| is_metric_name(v).then(|| v.to_string());
+        let metric = m
+            .parse("metricName", "a Prometheus metric name such as rabbitmq_queue_messages_ready", metric_name)?
+            .ok_or_else(|| SpecError::Conflict { key: "metricName".into(), problem: "required with source prometheus".into() })?;
+        let size_metric = m.parse("sizeMetricName", "a Prometheus metric name", metric_name)?;
+        let labels =
+            m.parse("metricLabels", "label=value pairs, comma-separated, e.g. queue=embed,vhost=/", label_matches)?.unwrap_or_default();
+        Ok(QueueSource::Prometheus { url, metric, labels, size_metric })
     }
 
     fn endpoint(m: &Meta<'_>) -> Result<RedisEndpoint, SpecError> {
@@ -185,7 +285,7 @@ mod tests {
     #[test]
     fn a_list_trigger_parses_with_keda_s_key_names_and_defaults() {
         let s = BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "redis.q.svc:6380"), ("listName", "jobs")])).unwrap();
-        let QueueSource::Redis { endpoint, queue } = &s.source;
+        let QueueSource::Redis { endpoint, queue } = &s.source else { panic!("{s:?}") };
         assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.db, endpoint.tls), ("redis.q.svc", 6380, 0, false));
         assert_eq!(queue, &Queue::Key { key: "jobs".into(), kind: KeyKind::List });
         assert_eq!(s.policy, BatchPolicy { target_size: 1.0, activation: 0.0, count: WorkCount::Waiting });
@@ -198,7 +298,7 @@ mod tests {
             ("redisTLS", "true"),
         ]))
         .unwrap();
-        let QueueSource::Redis { endpoint, queue } = &s.source;
+        let QueueSource::Redis { endpoint, queue } = &s.source else { panic!("{s:?}") };
         assert_eq!((endpoint.port, endpoint.tls), (6379, true));
         assert_eq!(endpoint.password.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{s:?}").contains("s3cret"), "a password is never printed");
@@ -209,7 +309,7 @@ mod tests {
     fn a_stream_trigger_needs_its_group_and_counts_waiting_work_by_default() {
         let s =
             BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "127.0.0.1:6379"), ("stream", "s"), ("consumerGroup", "g")])).unwrap();
-        let QueueSource::Redis { queue, .. } = &s.source;
+        let QueueSource::Redis { queue, .. } = &s.source else { panic!("{s:?}") };
         assert_eq!(queue, &Queue::Stream { stream: "s".into(), group: "g".into(), claim_timeout: DEFAULT_CLAIM_TIMEOUT });
         assert_eq!(s.policy.count, WorkCount::Waiting);
     }
@@ -218,7 +318,7 @@ mod tests {
     fn bad_batch_metadata_is_refused_naming_the_key() {
         let base = [("mode", "batch"), ("address", "127.0.0.1:6379")];
         for (extra, key, want) in [
-            (vec![("listName", "j"), ("source", "rabbitmq")], "source", "redis"),
+            (vec![("listName", "j"), ("source", "rabbitmq")], "source", "redis or prometheus"),
             (vec![("listName", "j"), ("targetSize", "0")], "targetSize", "positive"),
             (vec![("listName", "j"), ("dataType", "queue")], "dataType", "list, zset, set, hash"),
             (vec![("listName", "j"), ("consumerGroup", "g")], "consumerGroup", "only with stream"),
@@ -242,6 +342,47 @@ mod tests {
         assert!(err.to_string().contains("address"), "{err}");
         let err = BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "nohost"), ("listName", "j")])).unwrap_err();
         assert!(err.to_string().contains("host:port"), "{err}");
+    }
+
+    #[test]
+    fn a_prometheus_source_names_its_endpoint_metric_and_labels() {
+        let s = BatchSpec::parse(&meta(&[
+            ("mode", "batch"),
+            ("source", "prometheus"),
+            ("metricsUrl", "http://rabbitmq-exporter.queues:9419/metrics"),
+            ("metricName", "rabbitmq_queue_messages_ready"),
+            ("metricLabels", "queue=embed, vhost=\"/\""),
+            ("sizeMetricName", "queue_tokens"),
+        ]))
+        .unwrap();
+        let QueueSource::Prometheus { url, metric, labels, size_metric } = &s.source else { panic!("{s:?}") };
+        assert_eq!(
+            (url.as_str(), metric.as_str(), size_metric.as_deref()),
+            ("http://rabbitmq-exporter.queues:9419/metrics", "rabbitmq_queue_messages_ready", Some("queue_tokens"))
+        );
+        assert_eq!(
+            labels,
+            &[LabelMatch { name: "queue".into(), value: "embed".into() }, LabelMatch { name: "vhost".into(), value: "/".into() }]
+        );
+        assert_eq!(s.source.label(), "rabbitmq_queue_messages_ready{queue=\"embed\",vhost=\"/\"}");
+        let base = [("mode", "batch"), ("source", "prometheus"), ("metricsUrl", "http://x:1/m"), ("metricName", "q")];
+        for (extra, key, want) in [
+            (vec![("listName", "j")], "listName", "not a key of source prometheus"),
+            (vec![("metricLabels", "queue")], "metricLabels", "label=value"),
+            (vec![("sizeMetricName", "9bad")], "sizeMetricName", "metric name"),
+        ] {
+            let mut kv = base.to_vec();
+            kv.extend(extra.iter().copied());
+            let err = BatchSpec::parse(&meta(&kv)).unwrap_err();
+            assert!(err.to_string().contains(key) && err.to_string().contains(want), "{kv:?}: {err}");
+        }
+        let err =
+            BatchSpec::parse(&meta(&[("mode", "batch"), ("source", "prometheus"), ("metricsUrl", "https://x/m"), ("metricName", "q")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("metricsUrl"), "{err}");
+        let err =
+            BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "127.0.0.1:1"), ("listName", "j"), ("metricName", "q")])).unwrap_err();
+        assert!(err.to_string().contains("not a key of source redis"), "{err}");
     }
 
     #[test]
