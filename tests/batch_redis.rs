@@ -186,3 +186,52 @@ async fn a_redis_restart_is_unavailable_while_it_is_down_and_recovers_by_itself(
     assert_eq!(wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 5.0)).await.unwrap(), 5.0, "the same connection recovered");
     h.stop().await;
 }
+
+/// The example worker (`scaledobjects/worker/stream_worker.py`) against `redis`.
+fn worker(redis: &RedisServer, args: &[&str]) -> std::process::Child {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scaledobjects/worker/stream_worker.py");
+    std::process::Command::new("python3")
+        .arg(script)
+        .args(["--stream", "backfill", "--group", "workers"])
+        .args(args)
+        .env("REDIS_ADDRESS", redis.address())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the example worker")
+}
+
+#[tokio::test]
+async fn a_preempted_worker_s_entries_come_back_as_waiting_work_and_the_next_worker_redoes_them() {
+    let redis = RedisServer::start();
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("XGROUP").arg(&["CREATE", "backfill", "workers", "$", "MKSTREAM"]).query_async(&mut c).await.unwrap();
+    for i in 0..6 {
+        let _: String = c.xadd("backfill", "*", &[("doc", i)]).await.unwrap();
+    }
+    let mut h = Harness::start(settings(100)).await;
+    let t = batch(
+        "backfill",
+        &[("address", redis.address()), ("stream", "backfill".into()), ("consumerGroup", "workers".into()), ("claimTimeout", "1s".into())],
+    );
+    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 6.0);
+
+    // A Spot worker takes 3 entries and is preempted mid-work (SIGKILL: no acknowledgement).
+    let mut spot = worker(&redis, &["--consumer", "spot-1", "--batch", "3", "--work-seconds", "60"]);
+    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 3.0)).await.expect("3 left while the 3 taken are in progress");
+    spot.kill().unwrap();
+    spot.wait().unwrap();
+    // Past the claim timeout its 3 are waiting work again: KEDA (accurate) starts a Job for them.
+    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 6.0)).await.expect("the preempted entries count again");
+
+    // The next worker claims them (XAUTOCLAIM), does all six and exits when the stream is empty.
+    let next = worker(&redis, &["--consumer", "spot-2", "--claim-timeout", "1", "--batch", "2", "--idle-exit", "1"]);
+    let out = tokio::task::spawn_blocking(move || next.wait_with_output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "the worker exits cleanly");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done 6", "3 redone + 3 new, each acknowledged once");
+    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
+    assert!(!h.client.is_active(t.clone()).await.unwrap().into_inner().result, "all done: no Job wanted");
+    let pending: redis::Value = redis::cmd("XPENDING").arg(&["backfill", "workers"]).query_async(&mut c).await.unwrap();
+    let redis::Value::Array(summary) = pending else { panic!("{pending:?}") };
+    assert_eq!(summary[0], redis::Value::Int(0), "nothing left unacknowledged");
+    h.stop().await;
+}

@@ -13,8 +13,13 @@ use std::{
 };
 
 use llm_scaler::{
+    decide::batch::WorkCount,
     serve::config::Settings,
-    spec::{ParseContext, PodSource, ScalerSpec, known_keys},
+    spec::{
+        ParseContext, PodSource, ScalerSpec,
+        batch::{BatchSpec, QueueSource},
+        known_keys,
+    },
 };
 use serde_json::{Value, json};
 
@@ -544,6 +549,59 @@ fn scaledobject_examples_are_accepted_by_the_scaler() {
     }
     assert_eq!(trigger_types, ["external".to_string(), "external-push".to_string()].into());
     assert!(docs.iter().any(|d| d.kind() == "TriggerAuthentication"), "TLS example");
+}
+
+#[test]
+fn the_scaledjob_example_pairs_its_strategy_with_its_count_and_survives_spot_preemption() {
+    let docs = objects("scaledobjects");
+    let jobs: Vec<&Doc> = docs.iter().filter(|d| d.kind() == "ScaledJob").collect();
+    assert!(!jobs.is_empty(), "a ScaledJob example");
+    for sj in jobs {
+        let spec = &sj.v["spec"];
+        let t = &spec["triggers"].as_array().unwrap()[0];
+        assert_eq!(t["type"], "external", "{}", sj.file);
+        assert_eq!(t["metricType"], "AverageValue", "{}: a Value target makes KEDA's ScaledJob compute 0", sj.file);
+        let meta = strings(&t["metadata"]);
+        assert_eq!(meta["scalerAddress"], SCALER_ADDRESS, "{}", sj.file);
+        let parsed = BatchSpec::parse(&meta).unwrap_or_else(|e| panic!("{}: the scaler refuses this metadata: {e}", sj.file));
+        // The strategy and the count must agree (README "Which scalingStrategy").
+        let strategy = spec["scalingStrategy"]["strategy"].as_str().unwrap_or("default");
+        match (strategy, parsed.policy.count) {
+            ("accurate", WorkCount::Waiting) => {
+                let conds = spec["scalingStrategy"]["pendingPodConditions"].as_array();
+                assert!(conds.is_some_and(|c| !c.is_empty()), "{}: accurate without pendingPodConditions duplicates Jobs", sj.file);
+            }
+            ("default", WorkCount::Outstanding) => {}
+            (s, c) => panic!("{}: scalingStrategy {s} with workCount {c:?} counts running work wrongly", sj.file),
+        }
+        let job = &spec["jobTargetRef"];
+        let pod = &job["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never", "{}: podFailurePolicy needs restartPolicy Never", sj.file);
+        let ignores_disruption =
+            job["podFailurePolicy"]["rules"].as_array().unwrap().iter().any(|r| {
+                r["action"] == "Ignore" && r["onPodConditions"].as_array().unwrap().iter().any(|c| c["type"] == "DisruptionTarget")
+            });
+        assert!(ignores_disruption, "{}: a Spot preemption must not count against backoffLimit", sj.file);
+        assert!(job["activeDeadlineSeconds"].as_u64().is_some() && job["backoffLimit"].as_u64().is_some(), "{}", sj.file);
+        assert_eq!(pod["nodeSelector"]["karpenter.sh/capacity-type"], "spot", "{}: on Spot capacity", sj.file);
+        assert!(pod["tolerations"].as_array().unwrap().iter().any(|t| t["value"] == "spot"), "{}: tolerates the Spot taint", sj.file);
+        assert!(seconds(&pod["terminationGracePeriodSeconds"]) < 120, "{}: the grace period fits the ~2 min notice", sj.file);
+        // The worker claims after the same timeout the scaler counts after, and takes targetSize.
+        let c = &pod["containers"][0];
+        let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let arg =
+            |name: &str| args.iter().position(|a| *a == name).map(|i| args[i + 1]).unwrap_or_else(|| panic!("{}: worker {name}", sj.file));
+        let QueueSource::Redis { queue: llm_scaler::fetch::redis::Queue::Stream { stream, group, claim_timeout }, .. } = &parsed.source
+        else {
+            panic!("{}: the example reads a stream", sj.file)
+        };
+        assert_eq!((arg("--stream"), arg("--group")), (stream.as_str(), group.as_str()), "{}", sj.file);
+        assert_eq!(arg("--claim-timeout").parse::<u64>().unwrap(), claim_timeout.as_secs(), "{}", sj.file);
+        assert_eq!(arg("--max-items").parse::<f64>().unwrap(), parsed.policy.target_size, "{}: targetSize = a Job's items", sj.file);
+        // passwordFromEnv names an env var of the Job's container (KEDA resolves it there).
+        let env = c["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == "REDIS_PASSWORD" && e["valueFrom"]["secretKeyRef"].is_object()), "{}", sj.file);
+    }
 }
 
 #[test]
