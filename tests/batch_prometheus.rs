@@ -8,15 +8,11 @@ mod common;
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use common::{Harness, settings, so};
-use llm_scaler::{
-    proto::{GetMetricsRequest, ScaledObjectRef},
-    serve::grpc::BATCH_METRIC_NAME,
-};
+use llm_scaler::proto::ScaledObjectRef;
 use tonic::Code;
 
 /// What the exporter answers: a status and a body.
@@ -41,27 +37,6 @@ rabbitmq_queue_messages_ready{queue=\"evals\",vhost=\"/\"} 3
 queue_tokens{queue=\"embed\",vhost=\"/\"} 48000
 ";
 
-async fn work(h: &mut Harness, so: &ScaledObjectRef) -> Result<f64, tonic::Status> {
-    let r = h.client.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: BATCH_METRIC_NAME.into() }).await?;
-    Ok(r.into_inner().metric_values[0].metric_value_float)
-}
-
-async fn wait_work(
-    h: &mut Harness,
-    so: &ScaledObjectRef,
-    pred: impl Fn(&Result<f64, tonic::Status>) -> bool,
-) -> Result<f64, tonic::Status> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = work(h, so).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s; last answer: {r:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn trigger(name: &str, addr: SocketAddr, kv: &[(&str, &str)]) -> ScaledObjectRef {
     let mut meta = vec![
         ("mode", "batch".to_string()),
@@ -79,19 +54,19 @@ async fn an_exporter_s_matching_series_are_the_work_and_its_size_metric_replaces
     let (addr, _server) = exporter(answer.clone()).await;
     let mut h = Harness::start(settings(100)).await;
     let embed = trigger("embed", addr, &[("metricLabels", "queue=embed,vhost=/")]);
-    assert_eq!(wait_work(&mut h, &embed, |r| r.is_ok()).await.unwrap(), 12.0);
+    assert_eq!(h.wait_batch_work(&embed, |r| r.is_ok()).await.unwrap(), 12.0);
     assert!(h.client.is_active(embed.clone()).await.unwrap().into_inner().result);
     let all = trigger("all", addr, &[]);
-    assert_eq!(wait_work(&mut h, &all, |r| r.is_ok()).await.unwrap(), 115.0, "every series without matchers");
+    assert_eq!(h.wait_batch_work(&all, |r| r.is_ok()).await.unwrap(), 115.0, "every series without matchers");
     let tokens =
         trigger("tokens", addr, &[("metricLabels", "queue=embed,vhost=/"), ("sizeMetricName", "queue_tokens"), ("targetSize", "4000")]);
     let spec = h.client.get_metric_spec(tokens.clone()).await.unwrap().into_inner().metric_specs;
     assert_eq!(spec[0].target_size_float, 4000.0);
-    assert_eq!(wait_work(&mut h, &tokens, |r| r.is_ok()).await.unwrap(), 48_000.0, "tokens are the work: 12 Jobs of 4,000");
+    assert_eq!(h.wait_batch_work(&tokens, |r| r.is_ok()).await.unwrap(), 48_000.0, "tokens are the work: 12 Jobs of 4,000");
 
     // The queue drains: the exporter says so, and so do we.
     *answer.lock().unwrap() = (StatusCode::OK, BODY.replace("} 12", "} 0"));
-    wait_work(&mut h, &embed, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
+    h.wait_batch_work(&embed, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
     assert!(!h.client.is_active(embed.clone()).await.unwrap().into_inner().result);
     h.stop().await;
 }
@@ -102,20 +77,20 @@ async fn a_missing_metric_an_error_status_or_a_vanished_exporter_is_unavailable_
     let (addr, server) = exporter(answer.clone()).await;
     let mut h = Harness::start(settings(100)).await;
     let absent = trigger("absent", addr, &[("metricLabels", "queue=absent")]);
-    let e = wait_work(&mut h, &absent, |r| r.as_ref().is_err_and(|e| e.message().contains("series"))).await.unwrap_err();
+    let e = h.wait_batch_work(&absent, |r| r.as_ref().is_err_and(|e| e.message().contains("series"))).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
     assert!(e.message().contains("no rabbitmq_queue_messages_ready series with {queue=\"absent\"}"), "{}", e.message());
 
     let t = trigger("status", addr, &[]);
-    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 115.0);
+    assert_eq!(h.wait_batch_work(&t, |r| r.is_ok()).await.unwrap(), 115.0);
     *answer.lock().unwrap() = (StatusCode::SERVICE_UNAVAILABLE, "exporter lost its broker".into());
-    let e = wait_work(&mut h, &t, |r| r.is_err()).await.unwrap_err();
+    let e = h.wait_batch_work(&t, |r| r.is_err()).await.unwrap_err();
     assert!(e.code() == Code::Unavailable && e.message().contains("503"), "{e:?}");
 
     *answer.lock().unwrap() = (StatusCode::OK, BODY.to_string());
-    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 115.0, "recovers with the exporter");
+    assert_eq!(h.wait_batch_work(&t, |r| r.is_ok()).await.unwrap(), 115.0, "recovers with the exporter");
     server.abort();
-    let e = wait_work(&mut h, &t, |r| r.is_err()).await.unwrap_err();
+    let e = h.wait_batch_work(&t, |r| r.is_err()).await.unwrap_err();
     assert!(e.code() == Code::Unavailable && e.message().contains(&addr.to_string()), "{e:?}");
     h.stop().await;
 }

@@ -5,40 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Harness, redis_server::RedisServer, settings, so};
-use llm_scaler::{
-    proto::{GetMetricsRequest, ScaledObjectRef},
-    serve::grpc::BATCH_METRIC_NAME,
-};
+use llm_scaler::{proto::ScaledObjectRef, serve::grpc::BATCH_METRIC_NAME};
 use redis::AsyncCommands;
 use tonic::Code;
-
-/// `GetMetrics` for a batch trigger.
-async fn work(h: &mut Harness, so: &ScaledObjectRef) -> Result<f64, tonic::Status> {
-    let r = h.client.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: BATCH_METRIC_NAME.into() }).await?;
-    let v = r.into_inner().metric_values;
-    assert_eq!(v.len(), 1);
-    Ok(v[0].metric_value_float)
-}
-
-/// Polls `GetMetrics` until `pred` holds, or panics with the last answer.
-async fn wait_work(
-    h: &mut Harness,
-    so: &ScaledObjectRef,
-    pred: impl Fn(&Result<f64, tonic::Status>) -> bool,
-) -> Result<f64, tonic::Status> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = work(h, so).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s; last answer: {r:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn batch(name: &str, kv: &[(&str, String)]) -> ScaledObjectRef {
     let mut meta = vec![("mode", "batch".to_string())];
@@ -61,17 +31,17 @@ async fn a_list_s_length_is_the_work_against_the_work_one_job_takes_and_an_empty
     let spec = h.client.get_metric_spec(t.clone()).await.expect("spec").into_inner().metric_specs;
     assert_eq!(spec.len(), 1);
     assert_eq!((spec[0].metric_name.as_str(), spec[0].target_size_float), (BATCH_METRIC_NAME, 2.0), "AverageValue = items per Job");
-    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 7.0);
+    assert_eq!(h.wait_batch_work(&t, |r| r.is_ok()).await.unwrap(), 7.0);
     assert!(h.client.is_active(t.clone()).await.unwrap().into_inner().result);
 
     let _: () = c.del("embed-jobs").await.unwrap();
-    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
+    h.wait_batch_work(&t, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
     assert!(!h.client.is_active(t.clone()).await.unwrap().into_inner().result, "nothing waits: not active");
 
     // A set counted by SCARD, as KEDA's scalers count non-list keys.
     let _: () = c.sadd("docs", &["a", "b", "c"]).await.unwrap();
     let s = batch("docs", &[("address", redis.address()), ("listName", "docs".into()), ("dataType", "set".into())]);
-    assert_eq!(wait_work(&mut h, &s, |r| r.is_ok()).await.unwrap(), 3.0);
+    assert_eq!(h.wait_batch_work(&s, |r| r.is_ok()).await.unwrap(), 3.0);
     h.stop().await;
 }
 
@@ -103,10 +73,10 @@ async fn a_stream_s_waiting_work_is_its_lag_plus_entries_whose_consumer_went_qui
         )
     };
     let (waiting, outstanding) = (stream("evals-accurate", "waiting"), stream("evals-default", "outstanding"));
-    assert_eq!(wait_work(&mut h, &waiting, |r| r.is_ok()).await.unwrap(), 6.0, "lag 6; the 4 claimed are being worked on");
-    assert_eq!(wait_work(&mut h, &outstanding, |r| r.is_ok()).await.unwrap(), 10.0, "lag 6 + 4 pending");
+    assert_eq!(h.wait_batch_work(&waiting, |r| r.is_ok()).await.unwrap(), 6.0, "lag 6; the 4 claimed are being worked on");
+    assert_eq!(h.wait_batch_work(&outstanding, |r| r.is_ok()).await.unwrap(), 10.0, "lag 6 + 4 pending");
     // Past the claim timeout the 4 are work to redo.
-    assert_eq!(wait_work(&mut h, &waiting, |r| r.as_ref().is_ok_and(|w| *w == 10.0)).await.unwrap(), 10.0);
+    assert_eq!(h.wait_batch_work(&waiting, |r| r.as_ref().is_ok_and(|w| *w == 10.0)).await.unwrap(), 10.0);
     // Two are acknowledged after all (the worker came back): 8 left either way.
     let ids: redis::Value = redis::cmd("XRANGE").arg(&["evals", "-", "+", "COUNT", "2"]).query_async(&mut c).await.unwrap();
     let redis::Value::Array(entries) = ids else { panic!("XRANGE: {ids:?}") };
@@ -115,8 +85,8 @@ async fn a_stream_s_waiting_work_is_its_lag_plus_entries_whose_consumer_went_qui
         let id: String = redis::from_redis_value(parts[0].clone()).unwrap();
         let _: i64 = c.xack("evals", "workers", &[id]).await.unwrap();
     }
-    wait_work(&mut h, &waiting, |r| r.as_ref().is_ok_and(|w| *w == 8.0)).await.unwrap();
-    wait_work(&mut h, &outstanding, |r| r.as_ref().is_ok_and(|w| *w == 8.0)).await.unwrap();
+    h.wait_batch_work(&waiting, |r| r.as_ref().is_ok_and(|w| *w == 8.0)).await.unwrap();
+    h.wait_batch_work(&outstanding, |r| r.as_ref().is_ok_and(|w| *w == 8.0)).await.unwrap();
     h.stop().await;
 }
 
@@ -155,12 +125,12 @@ async fn every_queue_fault_is_unavailable_naming_its_cause_and_leaves_other_trig
         ),
     ];
     for (t, needle) in &cases {
-        let r = wait_work(&mut h, t, |r| unavailable_saying(r, needle)).await;
+        let r = h.wait_batch_work(t, |r| unavailable_saying(r, needle)).await;
         assert!(r.is_err());
         let active = h.client.is_active(t.clone()).await;
         assert!(matches!(&active, Err(s) if s.code() == Code::Unavailable), "IsActive too: {active:?}");
     }
-    assert_eq!(wait_work(&mut h, &healthy, |r| r.is_ok()).await.unwrap(), 2.0, "the healthy trigger is untouched");
+    assert_eq!(h.wait_batch_work(&healthy, |r| r.is_ok()).await.unwrap(), 2.0, "the healthy trigger is untouched");
 
     let bad = batch("bad", &[("address", redis.address()), ("listName", "q".into()), ("targetSize", "-1".into())]);
     let err = h.client.get_metric_spec(bad).await.unwrap_err();
@@ -176,14 +146,14 @@ async fn a_redis_restart_is_unavailable_while_it_is_down_and_recovers_by_itself(
     let _: () = c.rpush("q", &[1, 2, 3]).await.unwrap();
     let mut h = Harness::start(settings(100)).await;
     let t = batch("restart", &[("address", redis.address()), ("listName", "q".into())]);
-    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 3.0);
+    assert_eq!(h.wait_batch_work(&t, |r| r.is_ok()).await.unwrap(), 3.0);
     redis.stop();
-    let down = wait_work(&mut h, &t, |r| r.is_err()).await.unwrap_err();
+    let down = h.wait_batch_work(&t, |r| r.is_err()).await.unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
     redis.restart();
     let mut c = redis.conn().await;
     let _: () = c.rpush("q", &[1, 2, 3, 4, 5]).await.unwrap();
-    assert_eq!(wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 5.0)).await.unwrap(), 5.0, "the same connection recovered");
+    assert_eq!(h.wait_batch_work(&t, |r| r.as_ref().is_ok_and(|w| *w == 5.0)).await.unwrap(), 5.0, "the same connection recovered");
     h.stop().await;
 }
 
@@ -213,22 +183,22 @@ async fn a_preempted_worker_s_entries_come_back_as_waiting_work_and_the_next_wor
         "backfill",
         &[("address", redis.address()), ("stream", "backfill".into()), ("consumerGroup", "workers".into()), ("claimTimeout", "1s".into())],
     );
-    assert_eq!(wait_work(&mut h, &t, |r| r.is_ok()).await.unwrap(), 6.0);
+    assert_eq!(h.wait_batch_work(&t, |r| r.is_ok()).await.unwrap(), 6.0);
 
     // A Spot worker takes 3 entries and is preempted mid-work (SIGKILL: no acknowledgement).
     let mut spot = worker(&redis, &["--consumer", "spot-1", "--batch", "3", "--work-seconds", "60"]);
-    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 3.0)).await.expect("3 left while the 3 taken are in progress");
+    h.wait_batch_work(&t, |r| r.as_ref().is_ok_and(|w| *w == 3.0)).await.expect("3 left while the 3 taken are in progress");
     spot.kill().unwrap();
     spot.wait().unwrap();
     // Past the claim timeout its 3 are waiting work again: KEDA (accurate) starts a Job for them.
-    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 6.0)).await.expect("the preempted entries count again");
+    h.wait_batch_work(&t, |r| r.as_ref().is_ok_and(|w| *w == 6.0)).await.expect("the preempted entries count again");
 
     // The next worker claims them (XAUTOCLAIM), does all six and exits when the stream is empty.
     let next = worker(&redis, &["--consumer", "spot-2", "--claim-timeout", "1", "--batch", "2", "--idle-exit", "1"]);
     let out = tokio::task::spawn_blocking(move || next.wait_with_output().unwrap()).await.unwrap();
     assert!(out.status.success(), "the worker exits cleanly");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done 6", "3 redone + 3 new, each acknowledged once");
-    wait_work(&mut h, &t, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
+    h.wait_batch_work(&t, |r| r.as_ref().is_ok_and(|w| *w == 0.0)).await.unwrap();
     assert!(!h.client.is_active(t.clone()).await.unwrap().into_inner().result, "all done: no Job wanted");
     let pending: redis::Value = redis::cmd("XPENDING").arg(&["backfill", "workers"]).query_async(&mut c).await.unwrap();
     let redis::Value::Array(summary) = pending else { panic!("{pending:?}") };

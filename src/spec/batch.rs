@@ -21,30 +21,8 @@ use crate::{
     read::queue::{KeyKind, LabelMatch},
 };
 
-/// Every batch key (README documents each).
-pub const BATCH_KEYS: &[&str] = &[
-    "mode",
-    "source",
-    "address",
-    "host",
-    "port",
-    "databaseIndex",
-    "username",
-    "password",
-    "redisTLS",
-    "listName",
-    "dataType",
-    "stream",
-    "consumerGroup",
-    "workCount",
-    "claimTimeout",
-    "metricsUrl",
-    "metricName",
-    "metricLabels",
-    "sizeMetricName",
-    "targetSize",
-    "activationThreshold",
-];
+/// Keys of every batch trigger, whatever its source.
+const COMMON_KEYS: &[&str] = &["mode", "source", "targetSize", "activationThreshold"];
 
 /// Keys of the Redis source.
 const REDIS_KEYS: &[&str] = &[
@@ -65,6 +43,11 @@ const REDIS_KEYS: &[&str] = &[
 
 /// Keys of the Prometheus-endpoint source.
 const PROMETHEUS_KEYS: &[&str] = &["metricsUrl", "metricName", "metricLabels", "sizeMetricName"];
+
+/// Every batch key (README documents each): the common ones and each source's.
+pub fn batch_keys() -> impl Iterator<Item = &'static str> {
+    COMMON_KEYS.iter().chain(REDIS_KEYS).chain(PROMETHEUS_KEYS).copied()
+}
 
 /// Whether a trigger's metadata asks for batch mode.
 pub fn is_batch(meta: &HashMap<String, String>) -> bool {
@@ -149,13 +132,13 @@ fn label_matches(v: &str) -> Option<Vec<LabelMatch>> {
 }
 
 fn find_batch_key(name: &str) -> Option<&'static str> {
-    BATCH_KEYS.iter().copied().find(|k| *k == name)
+    batch_keys().find(|k| *k == name)
 }
 
 impl BatchSpec {
     /// Parses and validates a batch trigger's metadata.
     pub fn parse(raw: &HashMap<String, String>) -> Result<Self, SpecError> {
-        let m = Meta::over(raw, find_batch_key, || BATCH_KEYS.to_vec())?;
+        let m = Meta::over(raw, find_batch_key, || batch_keys().collect())?;
         m.parse("mode", "batch", |v| (v == "batch").then_some(()))?;
         let prometheus = match m.get("source") {
             None | Some((_, "redis")) => false,
@@ -389,7 +372,7 @@ mod tests {
     fn every_batch_key_is_documented_in_the_readme_s_batch_table() {
         let readme = include_str!("../../README.md");
         let table = &readme[readme.find("## Batch mode").expect("README has a batch mode section")..];
-        for k in BATCH_KEYS {
+        for k in batch_keys() {
             assert!(table.contains(&format!("| `{k}` |")), "README's batch table lacks `{k}`");
         }
     }

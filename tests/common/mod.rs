@@ -11,7 +11,7 @@ use std::{
 use llm_scaler::{
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
     serve::config::Settings,
-    serve::grpc::METRIC_NAME,
+    serve::grpc::{BATCH_METRIC_NAME, METRIC_NAME},
     serve::server::{DiscoveryMode, Server},
     sim::{
         pods,
@@ -155,6 +155,32 @@ impl Harness {
             if tokio::time::Instant::now() > deadline {
                 panic!("condition not met within {timeout:?}; last answer: {r:?}; decisions: {}", self.decisions().await);
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GetMetrics` for a batch trigger (its work).
+    pub async fn batch_work(&mut self, so: &ScaledObjectRef) -> Result<f64, tonic::Status> {
+        let req = GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: BATCH_METRIC_NAME.into() };
+        let v = self.client.get_metrics(req).await?.into_inner().metric_values;
+        assert_eq!(v.len(), 1);
+        Ok(v[0].metric_value_float)
+    }
+
+    /// Polls a batch trigger's `GetMetrics` until `pred` holds (or panics with the last answer
+    /// after 10 s).
+    pub async fn wait_batch_work(
+        &mut self,
+        so: &ScaledObjectRef,
+        pred: impl Fn(&Result<f64, tonic::Status>) -> bool,
+    ) -> Result<f64, tonic::Status> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.batch_work(so).await;
+            if pred(&r) {
+                return r;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s; last answer: {r:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
