@@ -6,7 +6,10 @@
 //! its consumer group: `XINFO GROUPS` gives the group's lag (entries not yet delivered) and its
 //! pending count (delivered, not acknowledged), and `XPENDING ... IDLE` the pending entries idle
 //! for longer than the claim timeout, whose consumer is presumed gone (a preempted Spot pod) and
-//! whose work is to be redone. Every failure is an error naming its cause, never a count of zero.
+//! whose work is to be redone; `XINFO CONSUMERS` says who holds the other pending entries (so a
+//! worker whose pod is gone can be told from a live one) and `entries-read` how many entries were
+//! acknowledged (the drain rate the deadline plans with). Every failure is an error naming its
+//! cause, never a count of zero.
 
 use std::{
     collections::HashMap,
@@ -20,7 +23,7 @@ use redis::{
 };
 use serde::Serialize;
 
-use crate::read::queue::{KeyKind, QueueReading};
+use crate::read::queue::{Consumer, KeyKind, QueueReading};
 
 /// A password, never printed nor serialised.
 #[derive(Clone, PartialEq, Eq)]
@@ -265,6 +268,10 @@ async fn read_queue(conn: &mut ConnectionManager, ep: &RedisEndpoint, queue: &Qu
                 .arg("-")
                 .arg("+")
                 .arg(STALE_SCAN_LIMIT)
+                .cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(stream)
+                .arg(group)
                 .query_async(conn)
                 .await
                 .map_err(redis_err)?;
@@ -274,32 +281,83 @@ async fn read_queue(conn: &mut ConnectionManager, ep: &RedisEndpoint, queue: &Qu
                     .next()
                     .unwrap_or_else(|| Err((redis::ErrorKind::Client, "the pipeline answered fewer replies than commands").into()))
             };
-            let (groups, stale) = (next().map_err(redis_err)?, next());
+            let (groups, stale, consumers) = (next().map_err(redis_err)?, next(), next());
             let unexpected = |detail: String| QueueError::Unexpected { server: server(ep), detail };
-            let (lag, pending) = group_counts(&groups, group).map_err(|e| match e {
+            let counts = group_counts(&groups, group).map_err(|e| match e {
                 GroupError::Missing(names) => {
                     QueueError::NoGroup { server: server(ep), stream: stream.clone(), group: group.clone(), groups: names }
                 }
                 GroupError::Shape(d) => unexpected(d),
             })?;
-            let lag = lag.ok_or_else(|| {
+            let lag = counts.lag.ok_or_else(|| {
                 unexpected(format!(
                     "XINFO GROUPS has no lag for group \"{group}\" (Redis cannot compute it after entries were deleted or \
                      trimmed past the group's position; Redis >= 7 needed)"
                 ))
             })?;
-            let stale = match stale.map_err(redis_err)? {
-                Value::Array(v) => v.len(),
+            let stale_by = match stale.map_err(redis_err)? {
+                Value::Array(v) => stale_holders(&v).map_err(unexpected)?,
                 other => return Err(unexpected(format!("XPENDING IDLE answered {other:?}, not a list of entries"))),
             };
+            let stale: usize = stale_by.values().sum();
+            let consumers = consumer_holds(&consumers.map_err(redis_err)?, &stale_by).map_err(unexpected)?;
             Ok(QueueReading::Stream {
                 lag,
-                pending,
+                pending: counts.pending,
                 stale: stale as u64,
                 stale_idle: *claim_timeout,
                 stale_truncated: stale >= STALE_SCAN_LIMIT,
+                acked: counts.entries_read.and_then(|read| read.checked_sub(counts.pending)),
+                consumers,
             })
         }
+    }
+}
+
+/// Stale entries per consumer, from `XPENDING`'s extended form (`[id, consumer, idle, deliveries]`
+/// per entry).
+fn stale_holders(entries: &[Value]) -> Result<HashMap<String, usize>, String> {
+    let mut by = HashMap::new();
+    for e in entries {
+        let holder = match e {
+            Value::Array(f) => f.get(1).and_then(text),
+            _ => None,
+        };
+        let holder = holder.ok_or_else(|| format!("XPENDING IDLE entry {e:?} is not [id, consumer, idle, deliveries]"))?;
+        *by.entry(holder).or_insert(0) += 1;
+    }
+    Ok(by)
+}
+
+/// The consumers holding entries, from `XINFO CONSUMERS` (maps in RESP3, flat lists in RESP2),
+/// with their stale entries beside them.
+fn consumer_holds(v: &Value, stale_by: &HashMap<String, usize>) -> Result<Vec<Consumer>, String> {
+    let Value::Array(list) = v else {
+        return Err(format!("XINFO CONSUMERS answered {v:?}, not a list of consumers"));
+    };
+    let mut out = Vec::new();
+    for c in list {
+        let fields = fields(c).ok_or_else(|| format!("XINFO CONSUMERS entry {c:?} is not a map"))?;
+        let field = |name: &str| fields.iter().find(|(k, _)| text(k).as_deref() == Some(name)).map(|(_, v)| *v);
+        let (Some(name), Some(pending), Some(idle)) =
+            (field("name").and_then(text), field("pending").and_then(int), field("idle").and_then(int))
+        else {
+            return Err(format!("XINFO CONSUMERS entry {c:?} lacks name, pending or idle"));
+        };
+        if pending == 0 {
+            continue;
+        }
+        let stale = stale_by.get(&name).copied().unwrap_or(0) as u64;
+        out.push(Consumer { name, pending, stale: stale.min(pending), idle: Duration::from_millis(idle) });
+    }
+    Ok(out)
+}
+
+fn fields(v: &Value) -> Option<Vec<(&Value, &Value)>> {
+    match v {
+        Value::Map(m) => Some(m.iter().map(|(k, v)| (k, v)).collect()),
+        Value::Array(a) => Some(a.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect()),
+        _ => None,
     }
 }
 
@@ -308,19 +366,26 @@ enum GroupError {
     Shape(String),
 }
 
-/// The `lag` (if Redis computed it) and `pending` of `group` in an `XINFO GROUPS` answer: a list
-/// of maps (RESP3) or of flat field/value lists (RESP2).
-fn group_counts(v: &Value, group: &str) -> Result<(Option<u64>, u64), GroupError> {
+/// A group's counts in `XINFO GROUPS`.
+#[derive(Debug, PartialEq, Eq)]
+struct GroupCounts {
+    /// Not yet delivered (`None`: Redis could not compute it).
+    lag: Option<u64>,
+    /// Delivered, not acknowledged.
+    pending: u64,
+    /// Delivered since the group was created (Redis 7.0+).
+    entries_read: Option<u64>,
+}
+
+/// The counts of `group` in an `XINFO GROUPS` answer: a list of maps (RESP3) or of flat
+/// field/value lists (RESP2).
+fn group_counts(v: &Value, group: &str) -> Result<GroupCounts, GroupError> {
     let Value::Array(groups) = v else {
         return Err(GroupError::Shape(format!("XINFO GROUPS answered {v:?}, not a list of groups")));
     };
     let mut names = Vec::new();
     for g in groups {
-        let fields: Vec<(&Value, &Value)> = match g {
-            Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
-            Value::Array(a) => a.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect(),
-            other => return Err(GroupError::Shape(format!("XINFO GROUPS entry {other:?} is not a map"))),
-        };
+        let fields = fields(g).ok_or_else(|| GroupError::Shape(format!("XINFO GROUPS entry {g:?} is not a map")))?;
         let field = |name: &str| fields.iter().find(|(k, _)| text(k).as_deref() == Some(name)).map(|(_, v)| *v);
         let Some(this) = field("name").and_then(text) else { continue };
         if this != group {
@@ -328,8 +393,7 @@ fn group_counts(v: &Value, group: &str) -> Result<(Option<u64>, u64), GroupError
             continue;
         }
         let pending = field("pending").and_then(int).ok_or_else(|| GroupError::Shape("XINFO GROUPS entry has no pending count".into()))?;
-        let lag = field("lag").and_then(int);
-        return Ok((lag, pending));
+        return Ok(GroupCounts { lag: field("lag").and_then(int), pending, entries_read: field("entries-read").and_then(int) });
     }
     Err(GroupError::Missing(if names.is_empty() { "none".to_string() } else { names.join(", ") }))
 }
@@ -364,10 +428,35 @@ mod tests {
             Value::Array(vec![bulk("name"), bulk("other"), bulk("pending"), Value::Int(1), bulk("lag"), Value::Int(2)]),
             Value::Array(vec![bulk("name"), bulk("g"), bulk("pending"), Value::Int(4), bulk("lag"), Value::Int(6)]),
         ]);
-        assert!(matches!(group_counts(&resp2, "g"), Ok((Some(6), 4))));
+        assert_eq!(group_counts(&resp2, "g").ok(), Some(GroupCounts { lag: Some(6), pending: 4, entries_read: None }));
         let resp3 =
             Value::Array(vec![Value::Map(vec![(bulk("name"), bulk("g")), (bulk("pending"), Value::Int(0)), (bulk("lag"), Value::Nil)])]);
-        assert!(matches!(group_counts(&resp3, "g"), Ok((None, 0))), "a nil lag is unknown, not zero");
+        assert_eq!(
+            group_counts(&resp3, "g").ok(),
+            Some(GroupCounts { lag: None, pending: 0, entries_read: None }),
+            "a nil lag is unknown, not zero"
+        );
         assert!(matches!(group_counts(&resp2, "h"), Err(GroupError::Missing(n)) if n == "other, g"));
+    }
+
+    #[test]
+    fn each_consumer_s_pending_entries_are_listed_with_those_of_them_gone_stale() {
+        let entry = |id: &str, who: &str| Value::Array(vec![bulk(id), bulk(who), Value::Int(400_000), Value::Int(1)]);
+        let stale = stale_holders(&[entry("1-0", "w1"), entry("2-0", "w1"), entry("3-0", "w2")]).expect("entries");
+        let consumers = Value::Array(vec![
+            Value::Array(vec![bulk("name"), bulk("w1"), bulk("pending"), Value::Int(3), bulk("idle"), Value::Int(400_000)]),
+            Value::Map(vec![(bulk("name"), bulk("w2")), (bulk("pending"), Value::Int(1)), (bulk("idle"), Value::Int(5))]),
+            Value::Array(vec![bulk("name"), bulk("done"), bulk("pending"), Value::Int(0), bulk("idle"), Value::Int(9)]),
+        ]);
+        let held = consumer_holds(&consumers, &stale).expect("consumers");
+        assert_eq!(
+            held,
+            [
+                Consumer { name: "w1".into(), pending: 3, stale: 2, idle: Duration::from_secs(400) },
+                Consumer { name: "w2".into(), pending: 1, stale: 1, idle: Duration::from_millis(5) },
+            ],
+            "a consumer holding nothing is left out"
+        );
+        assert!(stale_holders(&[Value::Int(1)]).is_err(), "a malformed entry is an error, not a skipped one");
     }
 }

@@ -35,7 +35,7 @@ impl KeyKind {
 }
 
 /// What a queue holds now.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "queue")]
 pub enum QueueReading {
     /// A keyed queue's length.
@@ -58,6 +58,13 @@ pub enum QueueReading {
         stale_idle: Duration,
         /// `stale` hit the scan's limit: it is a lower bound.
         stale_truncated: bool,
+        /// Entries acknowledged since the group was created (`entries-read - pending`), when Redis
+        /// reports `entries-read` (7.0+): the drain, with arrivals kept out of it.
+        acked: Option<u64>,
+        /// The group's consumers holding entries (who holds the pending ones), for telling the
+        /// work of a vanished worker from live work.
+        #[serde(skip)]
+        consumers: Vec<Consumer>,
     },
     /// A metric of an exporter, summed over the series that match.
     Metric {
@@ -68,6 +75,20 @@ pub enum QueueReading {
         /// Series that matched `metricName`.
         series: u32,
     },
+}
+
+/// One consumer of a stream's group, as `XINFO CONSUMERS` and `XPENDING ... IDLE` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consumer {
+    /// Its name (a worker names itself after its pod, e.g. `HOSTNAME`).
+    pub name: String,
+    /// Entries delivered to it and not acknowledged.
+    pub pending: u64,
+    /// Of those, entries idle longer than the claim timeout (already counted as work to redo).
+    pub stale: u64,
+    /// Since its last read or claim.
+    #[serde(with = "humantime_secs")]
+    pub idle: Duration,
 }
 
 /// A label that must have a value for a series to count.

@@ -7,8 +7,8 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use tokio::{
@@ -18,9 +18,14 @@ use tokio::{
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    decide::batch::{BatchDecision, decide},
+    decide::batch::{BatchContext, BatchDecision, DrainRate, decide},
+    discovery::kube::PodWatch,
     read::queue::QueueMetricExtractor,
-    run::target::{Presence, Shared, TargetKey},
+    run::{
+        job_pods::job_pods,
+        target::{Presence, Shared, TargetKey},
+        telemetry::JobLabels,
+    },
     spec::batch::{BatchSpec, QueueSource},
 };
 
@@ -36,12 +41,29 @@ pub struct BatchTarget {
     pub store: BatchStore,
     /// When it was last asked about, its push streams and its loop.
     pub presence: Arc<Presence>,
+    /// The ScaledJob's pods (`watchPods`).
+    pub pods: Option<PodWatch>,
+    /// What one Job does per second, learned from the queue's drain.
+    drain: Mutex<DrainRate>,
 }
 
 impl BatchTarget {
     /// A target whose loop is not started yet.
-    pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: BatchSpec, stale_after: Duration) -> Self {
-        BatchTarget { key, meta, spec: Arc::new(spec), store: BatchStore::new(stale_after), presence: Arc::default() }
+    pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: BatchSpec, stale_after: Duration, pods: Option<PodWatch>) -> Self {
+        BatchTarget {
+            key,
+            meta,
+            spec: Arc::new(spec),
+            store: BatchStore::new(stale_after),
+            presence: Arc::default(),
+            pods,
+            drain: Mutex::default(),
+        }
+    }
+
+    /// Its metrics' labels.
+    pub fn labels(&self) -> JobLabels {
+        JobLabels { namespace: self.key.namespace.clone(), scaledjob: self.key.name.clone() }
     }
 }
 
@@ -81,6 +103,17 @@ impl BatchStore {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).last_error = Some(why);
     }
 
+    /// The latest decision (fresh or not), its age at `now`, and the latest read error.
+    pub fn view(&self, now: Instant) -> BatchView {
+        let r = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        BatchView {
+            decision: r.decision.as_ref().map(|(_, d)| d.clone()),
+            age_seconds: r.decision.as_ref().map(|(at, _)| now.saturating_duration_since(*at).as_secs_f64()),
+            fresh: r.decision.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) <= self.stale_after),
+            last_error: r.last_error.clone(),
+        }
+    }
+
     /// A fresh decision at `now`, or why there is none (for the `UNAVAILABLE` message).
     pub fn answer(&self, now: Instant) -> Result<Arc<BatchDecision>, String> {
         let r = self.inner.read().unwrap_or_else(|p| p.into_inner());
@@ -105,6 +138,19 @@ impl BatchStore {
     }
 }
 
+/// A batch target's latest decision as the HTTP API shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct BatchView {
+    /// The latest decision.
+    pub decision: Option<Arc<BatchDecision>>,
+    /// Its age.
+    pub age_seconds: Option<f64>,
+    /// Whether KEDA is answered from it (else `UNAVAILABLE`).
+    pub fresh: bool,
+    /// The latest failed read, if the last read failed.
+    pub last_error: Option<String>,
+}
+
 /// Reads the queue every interval until the target expires.
 pub async fn run(shared: Arc<Shared>, target: Arc<BatchTarget>) {
     let span = info_span!("scaledjob", namespace = %target.key.namespace, name = %target.key.name);
@@ -115,6 +161,7 @@ pub async fn run(shared: Arc<Shared>, target: Arc<BatchTarget>) {
             ticker.tick().await;
             if target.presence.expired(shared.origin, shared.settings.idle_timeout) {
                 info!(idle_for = ?target.presence.idle_for(shared.origin), "no RPC about this ScaledJob for a while: stopping");
+                shared.metrics.forget_batch(&target.labels());
                 break;
             }
             tick(&shared, &target).await;
@@ -135,13 +182,31 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
             }
         }
     };
-    match read.map(|r| decide(&target.spec.policy, &target.spec.source.label(), r)) {
+    let pods = target.pods.as_ref().and_then(|w| {
+        if !w.is_synced() {
+            debug!("the ScaledJob's pods are not listed yet: deciding without them");
+            return None;
+        }
+        Some(job_pods(w.pods().iter().map(|p| p.as_ref())))
+    });
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let job_rate = target.drain.lock().unwrap_or_else(|p| p.into_inner()).per_job();
+    let ctx = BatchContext { now, pods, job_rate };
+    match read.map(|r| decide(&target.spec.policy, &target.spec.source.label(), r, &ctx)) {
         Ok(d) => {
-            debug!(work = d.work, jobs_wanted = d.jobs_wanted, active = d.active, reason = %d.reason, "decided");
-            target.store.publish(d, Instant::now());
+            let at = Instant::now();
+            target.drain.lock().unwrap_or_else(|p| p.into_inner()).observe(
+                at.saturating_duration_since(shared.origin).as_secs_f64(),
+                &d.reading,
+                d.busy,
+            );
+            debug!(work = d.work, queued = d.queued, jobs = d.jobs, bound = ?d.bound, cost_per_hour = d.cost_per_hour, reason = %d.reason, "decided");
+            shared.metrics.batch_decision(&target.labels(), &d);
+            target.store.publish(d, at);
         }
         Err(e) => {
             warn!(error = %e, "queue read failed");
+            shared.metrics.batch_read_error(&target.labels());
             target.store.record_problem(e);
         }
     }

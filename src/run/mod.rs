@@ -14,6 +14,7 @@ pub mod batch;
 pub mod collector;
 pub mod history;
 pub mod history_store;
+pub mod job_pods;
 pub mod prewarm;
 pub mod registry;
 pub mod store;

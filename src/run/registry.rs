@@ -16,10 +16,10 @@ use std::{
 };
 
 use crate::{
-    discovery::FleetSource,
+    discovery::{Discovery, FleetSource},
     run::{
         batch::{self, BatchTarget},
-        collector,
+        collector, job_pods,
         target::{Shared, Target, TargetKey},
     },
     spec::{ParseContext, ScalerSpec, SpecError, batch::BatchSpec},
@@ -98,7 +98,18 @@ impl Registry {
             t.presence.touch(s.origin);
             return Ok(t);
         }
-        let target = Arc::new(BatchTarget::new(key.clone(), meta.clone(), spec, s.settings.stale_after));
+        let pods = match (&s.discovery, spec.watch_pods) {
+            (_, false) => None,
+            (Discovery::Kube(k), true) => Some(k.watch_pods(namespace, &job_pods::selector(name))),
+            (_, true) => {
+                return Err(SpecError::Conflict {
+                    key: "watchPods".into(),
+                    problem: "needs Kubernetes discovery: this server runs without it (--no-kube)".into(),
+                }
+                .into());
+            }
+        };
+        let target = Arc::new(BatchTarget::new(key.clone(), meta.clone(), spec, s.settings.stale_after, pods));
         target.presence.touch(s.origin);
         tracing::info!(namespace, scaledjob = name, spec = ?target.spec, "reading new batch queue");
         let (shared, targets, t) = (s.clone(), self.batch.clone(), target.clone());
@@ -165,6 +176,13 @@ impl Registry {
     /// Every served ScaledObject (for the HTTP API).
     pub fn all(&self) -> Vec<Arc<Target>> {
         let mut v: Vec<_> = self.read().values().cloned().collect();
+        v.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
+        v
+    }
+
+    /// Every served batch target, sorted by namespace and name.
+    pub fn all_batch(&self) -> Vec<Arc<BatchTarget>> {
+        let mut v: Vec<_> = self.batch.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         v.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
         v
     }

@@ -27,6 +27,23 @@ pub struct TargetLabels {
     pub scaledobject: String,
 }
 
+/// Labels naming a ScaledJob (a batch target).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// ScaledJob name.
+    pub scaledjob: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobBoundLabels {
+    namespace: String,
+    scaledjob: String,
+    /// `queue`, `deadline` or `budget`.
+    bound: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
     namespace: String,
@@ -113,7 +130,31 @@ pub struct Metrics {
     targets: Gauge,
     rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
     rpc_errors: Family<RpcErrorLabels, Counter>,
+    batch: BatchMetrics,
 }
+
+/// A batch target's decision, one family per number of the decision record.
+#[derive(Debug, Default)]
+struct BatchMetrics {
+    work: Family<JobLabels, FGauge>,
+    queued: Family<JobLabels, FGauge>,
+    orphaned: Family<JobLabels, Gauge>,
+    jobs_wanted: Family<JobLabels, Gauge>,
+    jobs: Family<JobLabels, Gauge>,
+    busy: Family<JobLabels, Gauge>,
+    bound: Family<JobBoundLabels, Gauge>,
+    cost_per_hour: Family<JobLabels, FGauge>,
+    job_rate: Family<JobLabels, FGauge>,
+    finish: Family<JobLabels, FGauge>,
+    late: Family<JobLabels, FGauge>,
+    disrupted: Family<JobLabels, Gauge>,
+    read_errors: Family<JobLabels, Counter>,
+}
+
+const BOUNDS: [(crate::decide::batch::Bound, &str); 3] = {
+    use crate::decide::batch::Bound;
+    [(Bound::Queue, "queue"), (Bound::Deadline, "deadline"), (Bound::Budget, "budget")]
+};
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -146,8 +187,27 @@ impl Metrics {
             targets: Gauge::default(),
             rpc_duration: Family::new_with_constructor(rpc_histogram),
             rpc_errors: Family::default(),
+            batch: BatchMetrics::default(),
             registry: Registry::default(),
         };
+        let b = &m.batch;
+        registry.register("batch_work", "Work reported to KEDA for a ScaledJob (items or size units), after any cap", b.work.clone());
+        registry.register("batch_queued_work", "Work counted in a ScaledJob's queue, before any cap", b.queued.clone());
+        registry.register(
+            "batch_orphaned_items",
+            "Stream entries held by workers whose pod is gone or disrupted, counted as waiting",
+            b.orphaned.clone(),
+        );
+        registry.register("batch_jobs_wanted", "Jobs the queue asks for, ceil(queued / targetSize)", b.jobs_wanted.clone());
+        registry.register("batch_jobs_planned", "Jobs planned at once after the deadline and budget caps", b.jobs.clone());
+        registry.register("batch_jobs_busy", "Jobs at work (pods Ready, or consumers holding fresh entries)", b.busy.clone());
+        registry.register("batch_bound", "1 for the limit that set the planned Jobs (queue, deadline, budget)", b.bound.clone());
+        registry.register("batch_cost_dollars_per_hour", "Planned Jobs x GPUs per Job x price per GPU-hour", b.cost_per_hour.clone());
+        registry.register("batch_job_throughput", "Work units one Job completes per second, learned from the drain", b.job_rate.clone());
+        registry.register("batch_finish_seconds", "Projected time to finish the queue at the planned Jobs", b.finish.clone());
+        registry.register("batch_deadline_late_seconds", "How far the projected finish lands after the deadline", b.late.clone());
+        registry.register("batch_disrupted_pods", "The ScaledJob's pods with a DisruptionTarget condition", b.disrupted.clone());
+        registry.register("batch_read_errors", "Failed reads of a ScaledJob's queue", b.read_errors.clone());
         registry.register("desired_replicas", "Replicas the latest decision asks for", m.desired.clone());
         registry.register("current_replicas", "Ready plus starting pods at the latest decision", m.current.clone());
         registry.register("demand_replicas", "Blended demand in replicas at target, before the peak factor", m.demand.clone());
@@ -292,6 +352,69 @@ impl Metrics {
             self.signal_raw.remove(&l);
             self.signal_demand.remove(&l);
             self.signal_contribution.remove(&l);
+        }
+    }
+
+    /// Records a batch target's decision; a number the decision does not know drops its series
+    /// (unknown is not zero).
+    pub fn batch_decision(&self, t: &JobLabels, d: &crate::decide::batch::BatchDecision) {
+        let b = &self.batch;
+        b.work.get_or_create(t).set(d.work);
+        b.queued.get_or_create(t).set(d.queued);
+        b.orphaned.get_or_create(t).set(d.orphaned as i64);
+        b.jobs_wanted.get_or_create(t).set(d.jobs_wanted as i64);
+        b.jobs.get_or_create(t).set(d.jobs as i64);
+        b.cost_per_hour.get_or_create(t).set(d.cost_per_hour);
+        for (bound, name) in BOUNDS {
+            let l = JobBoundLabels { namespace: t.namespace.clone(), scaledjob: t.scaledjob.clone(), bound: name };
+            b.bound.get_or_create(&l).set(i64::from(d.bound == bound));
+        }
+        let set_or_drop = |f: &Family<JobLabels, FGauge>, v: Option<f64>| match v {
+            Some(v) => {
+                f.get_or_create(t).set(v);
+            }
+            None => {
+                f.remove(t);
+            }
+        };
+        set_or_drop(&b.job_rate, d.job_rate);
+        set_or_drop(&b.finish, d.finish_in);
+        // Late by 0 when the projection meets the deadline; no series without a deadline or a rate.
+        set_or_drop(&b.late, d.deadline_in.and(d.finish_in).map(|_| d.late_by.unwrap_or(0.0)));
+        match d.busy {
+            Some(n) => {
+                b.busy.get_or_create(t).set(n as i64);
+            }
+            None => {
+                b.busy.remove(t);
+            }
+        }
+        match &d.pods {
+            Some(p) => {
+                b.disrupted.get_or_create(t).set(p.disrupted.len() as i64);
+            }
+            None => {
+                b.disrupted.remove(t);
+            }
+        }
+    }
+
+    /// Records a failed read of a batch target's queue.
+    pub fn batch_read_error(&self, t: &JobLabels) {
+        self.batch.read_errors.get_or_create(t).inc();
+    }
+
+    /// Forgets a ScaledJob no longer read.
+    pub fn forget_batch(&self, t: &JobLabels) {
+        let b = &self.batch;
+        for f in [&b.work, &b.queued, &b.cost_per_hour, &b.job_rate, &b.finish, &b.late] {
+            f.remove(t);
+        }
+        for f in [&b.orphaned, &b.jobs_wanted, &b.jobs, &b.busy, &b.disrupted] {
+            f.remove(t);
+        }
+        for (_, bound) in BOUNDS {
+            b.bound.remove(&JobBoundLabels { namespace: t.namespace.clone(), scaledjob: t.scaledjob.clone(), bound });
         }
     }
 

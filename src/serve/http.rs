@@ -1,6 +1,8 @@
 //! The HTTP side: `/metrics` (our own Prometheus metrics), `/healthz`, `/readyz` and
 //! `/api/v1/decisions` (every served ScaledObject's latest decision with each signal's
-//! contribution and the reason, plus a short history). Read-only, from memory.
+//! contribution and the reason, plus a short history; every ScaledJob's latest batch decision
+//! with its work, Jobs, the cap that bound, cost per hour and projected finish). Read-only, from
+//! memory.
 //!
 //! `/api/v1/decisions?namespace=NS` lists only the ScaledObjects of one namespace, so that a
 //! proxy in front of this port can give each team its own namespace's decisions and nothing
@@ -21,7 +23,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{run::registry::Registry, run::store::StoreView, run::telemetry::Metrics, spec::ScalerSpec, spec::tenancy::is_namespace_name};
+use crate::{
+    run::{batch::BatchView, registry::Registry, store::StoreView, telemetry::Metrics},
+    spec::{ScalerSpec, batch::BatchSpec, tenancy::is_namespace_name},
+};
 
 /// What the HTTP handlers read.
 #[derive(Clone)]
@@ -43,9 +48,26 @@ struct TargetView {
     store: StoreView,
 }
 
+/// A ScaledJob's latest batch decision.
+#[derive(Serialize)]
+struct BatchTargetView {
+    namespace: String,
+    name: String,
+    spec: Arc<BatchSpec>,
+    #[serde(flatten)]
+    store: BatchView,
+}
+
 #[derive(Serialize)]
 struct DecisionsView {
     scaledobjects: Vec<TargetView>,
+    scaledjobs: Vec<BatchTargetView>,
+}
+
+impl DecisionsView {
+    fn of(s: &HttpState, filter: impl Fn(&str, &str) -> bool) -> Self {
+        DecisionsView { scaledobjects: views(s, &filter), scaledjobs: batch_views(s, &filter) }
+    }
 }
 
 /// The router.
@@ -71,7 +93,22 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
     }
 }
 
-fn views(s: &HttpState, filter: impl Fn(&str, &str) -> bool) -> Vec<TargetView> {
+fn batch_views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<BatchTargetView> {
+    let Some(reg) = s.registry.get() else { return Vec::new() };
+    let now = tokio::time::Instant::now();
+    reg.all_batch()
+        .into_iter()
+        .filter(|t| filter(&t.key.namespace, &t.key.name))
+        .map(|t| BatchTargetView {
+            namespace: t.key.namespace.clone(),
+            name: t.key.name.clone(),
+            spec: t.spec.clone(),
+            store: t.store.view(now),
+        })
+        .collect()
+}
+
+fn views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<TargetView> {
     let Some(reg) = s.registry.get() else { return Vec::new() };
     let now = tokio::time::Instant::now();
     reg.all()
@@ -105,16 +142,16 @@ async fn decisions(
         }
     };
     match q.namespace {
-        None => Json(DecisionsView { scaledobjects: views(&s, |_, _| true) }).into_response(),
-        Some(ns) if is_namespace_name(&ns) => Json(DecisionsView { scaledobjects: views(&s, |n, _| n == ns) }).into_response(),
+        None => Json(DecisionsView::of(&s, |_, _| true)).into_response(),
+        Some(ns) if is_namespace_name(&ns) => Json(DecisionsView::of(&s, |n, _| n == ns)).into_response(),
         Some(ns) => (StatusCode::BAD_REQUEST, format!("namespace={ns:?} is not a Kubernetes namespace name\n")).into_response(),
     }
 }
 
 async fn decision(State(s): State<HttpState>, Path((namespace, name)): Path<(String, String)>) -> impl IntoResponse {
-    let v = views(&s, |ns, n| ns == namespace && n == name);
-    if v.is_empty() {
-        return (StatusCode::NOT_FOUND, format!("no ScaledObject {namespace}/{name} is being served\n")).into_response();
+    let v = DecisionsView::of(&s, |ns, n| ns == namespace && n == name);
+    if v.scaledobjects.is_empty() && v.scaledjobs.is_empty() {
+        return (StatusCode::NOT_FOUND, format!("no ScaledObject or ScaledJob {namespace}/{name} is being served\n")).into_response();
     }
-    Json(DecisionsView { scaledobjects: v }).into_response()
+    Json(v).into_response()
 }

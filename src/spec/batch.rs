@@ -16,13 +16,14 @@ use serde::Serialize;
 
 use super::{Meta, SpecError, bad, duration};
 use crate::{
-    decide::batch::{BatchPolicy, WorkCount},
+    decide::batch::{BatchPolicy, CostPolicy, DEFAULT_SPOT_GPU_HOUR, WorkCount},
     fetch::redis::{Queue, RedisEndpoint, Secret},
     read::queue::{KeyKind, LabelMatch},
 };
 
 /// Keys of every batch trigger, whatever its source.
-const COMMON_KEYS: &[&str] = &["mode", "source", "targetSize", "activationThreshold"];
+const COMMON_KEYS: &[&str] =
+    &["mode", "source", "targetSize", "activationThreshold", "gpuHourPrice", "gpusPerJob", "budgetPerHour", "deadline", "watchPods"];
 
 /// Keys of the Redis source.
 const REDIS_KEYS: &[&str] = &[
@@ -100,8 +101,11 @@ pub struct BatchSpec {
     /// The queue.
     pub source: QueueSource,
     /// What counts and how much one Job takes (`workCount`, `targetSize`,
-    /// `activationThreshold`).
+    /// `activationThreshold`), what it costs and by when it should be done.
     pub policy: BatchPolicy,
+    /// Watch the ScaledJob's pods (label `scaledjob.keda.sh/name`, which KEDA puts on every
+    /// Job's pod template): Jobs at work, disruption notices, and workers whose pod is gone.
+    pub watch_pods: bool,
 }
 
 /// Default `claimTimeout`: Spot capacity gives 2 minutes of notice; an entry held five minutes
@@ -158,7 +162,46 @@ impl BatchSpec {
         };
         let target_size = m.positive("targetSize", "work one Job takes, in items")?.unwrap_or(1.0);
         let activation = m.non_negative("activationThreshold", "items above which the ScaledJob is active")?.unwrap_or(0.0);
-        Ok(BatchSpec { source, policy: BatchPolicy { target_size, activation, count } })
+        let watch_pods = m.parse("watchPods", "true or false", |v| v.parse::<bool>().ok())?.unwrap_or(false);
+        let cost = Self::cost(&m)?;
+        // A cap under a count that leaves the running Jobs' work out must know how many Jobs
+        // run: a stream's consumers say it, a list or an exporter's gauge does not.
+        let stream = matches!(source, QueueSource::Redis { queue: Queue::Stream { .. }, .. });
+        if !stream && !watch_pods {
+            for k in ["budgetPerHour", "deadline"] {
+                if let Some((given, _)) = m.values.get(k) {
+                    return Err(SpecError::Conflict {
+                        key: given.to_string(),
+                        problem: "needs watchPods: true with this source (the Jobs at work are counted from the ScaledJob's pods; \
+                                  only a stream's consumers say it otherwise)"
+                            .into(),
+                    });
+                }
+            }
+        }
+        Ok(BatchSpec { source, policy: BatchPolicy { target_size, activation, count, cost }, watch_pods })
+    }
+
+    fn cost(m: &Meta<'_>) -> Result<CostPolicy, SpecError> {
+        let gpu_hour_price = m.positive("gpuHourPrice", "dollars per GPU-hour of the Jobs' (Spot) nodes")?.unwrap_or(DEFAULT_SPOT_GPU_HOUR);
+        let gpus_per_job =
+            m.parse("gpusPerJob", "a whole number of GPUs, >= 1", |v| v.parse::<u32>().ok().filter(|g| *g >= 1))?.unwrap_or(1);
+        let budget_per_hour = m.positive("budgetPerHour", "dollars per hour the Jobs may cost together")?;
+        let cost = CostPolicy { gpu_hour_price, gpus_per_job, budget_per_hour, deadline: None };
+        if let Some(b) = budget_per_hour.filter(|b| *b < cost.job_hour()) {
+            return Err(SpecError::Conflict {
+                key: "budgetPerHour".into(),
+                problem: format!(
+                    "${b}/h pays for no Job: one costs ${:.2}/h (gpusPerJob {gpus_per_job} x gpuHourPrice ${gpu_hour_price})",
+                    cost.job_hour()
+                ),
+            });
+        }
+        let deadline = m.parse("deadline", "an RFC 3339 time such as 2026-12-03T06:00:00Z", |v| {
+            let t = humantime::parse_rfc3339_weak(v).ok()?;
+            t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+        })?;
+        Ok(CostPolicy { deadline, ..cost })
     }
 
     fn prometheus(m: &Meta<'_>) -> Result<QueueSource, SpecError> {
@@ -271,7 +314,9 @@ mod tests {
         let QueueSource::Redis { endpoint, queue } = &s.source else { panic!("{s:?}") };
         assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.db, endpoint.tls), ("redis.q.svc", 6380, 0, false));
         assert_eq!(queue, &Queue::Key { key: "jobs".into(), kind: KeyKind::List });
-        assert_eq!(s.policy, BatchPolicy { target_size: 1.0, activation: 0.0, count: WorkCount::Waiting });
+        let free = CostPolicy { gpu_hour_price: DEFAULT_SPOT_GPU_HOUR, gpus_per_job: 1, budget_per_hour: None, deadline: None };
+        assert_eq!(s.policy, BatchPolicy { target_size: 1.0, activation: 0.0, count: WorkCount::Waiting, cost: free });
+        assert!(!s.watch_pods);
         let s = BatchSpec::parse(&meta(&[
             ("mode", "batch"),
             ("host", "10.0.0.9"),
@@ -312,6 +357,17 @@ mod tests {
             (vec![("listName", "j"), ("port", "1")], "port", "address already carries the port"),
             (vec![("listName", "j"), ("podSelector", "app=x")], "podSelector", "unknown"),
             (vec![("listName", "j"), ("redisTLS", "yes")], "redisTLS", "true or false"),
+            (vec![("listName", "j"), ("gpuHourPrice", "-1")], "gpuHourPrice", "positive"),
+            (vec![("listName", "j"), ("gpusPerJob", "0")], "gpusPerJob", ">= 1"),
+            (vec![("listName", "j"), ("watchPods", "on")], "watchPods", "true or false"),
+            (vec![("listName", "j"), ("budgetPerHour", "10")], "budgetPerHour", "needs watchPods"),
+            (vec![("listName", "j"), ("deadline", "2026-12-03T06:00:00Z")], "deadline", "needs watchPods"),
+            (vec![("stream", "s"), ("consumerGroup", "g"), ("deadline", "tomorrow")], "deadline", "RFC 3339"),
+            (
+                vec![("stream", "s"), ("consumerGroup", "g"), ("budgetPerHour", "3"), ("gpusPerJob", "2")],
+                "budgetPerHour",
+                "pays for no Job",
+            ),
         ] {
             let mut kv = base.to_vec();
             kv.extend(extra.iter().copied());
@@ -325,6 +381,27 @@ mod tests {
         assert!(err.to_string().contains("address"), "{err}");
         let err = BatchSpec::parse(&meta(&[("mode", "batch"), ("address", "nohost"), ("listName", "j")])).unwrap_err();
         assert!(err.to_string().contains("host:port"), "{err}");
+    }
+
+    #[test]
+    fn price_budget_and_deadline_parse_into_the_cost_policy() {
+        let s = BatchSpec::parse(&meta(&[
+            ("mode", "batch"),
+            ("address", "127.0.0.1:6379"),
+            ("listName", "j"),
+            ("gpuHourPrice", "2.5"),
+            ("gpusPerJob", "2"),
+            ("budgetPerHour", "50"),
+            ("deadline", "2026-12-03T06:00:00Z"),
+            ("watchPods", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.policy.cost,
+            CostPolicy { gpu_hour_price: 2.5, gpus_per_job: 2, budget_per_hour: Some(50.0), deadline: Some(1_796_277_600.0) }
+        );
+        assert_eq!(s.policy.cost.budget_jobs(), Some(10));
+        assert!(s.watch_pods);
     }
 
     #[test]

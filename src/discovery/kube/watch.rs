@@ -141,6 +141,12 @@ impl PodWatch {
         pods
     }
 
+    /// The pods as the API server gave them (for readers that need more than [`PodInfo`], such
+    /// as a ScaledJob's pod conditions). Cheap, no I/O.
+    pub fn pods(&self) -> Vec<Arc<Pod>> {
+        self.shared.store.state()
+    }
+
     /// True once the initial list has completed (store ready), so callers can tell "no pods"
     /// from "not synced yet". Stays true during later outages (the store then holds the last
     /// known pods).
