@@ -652,3 +652,121 @@ async fn resolve_selector_and_watch_against_real_objects() {
     cluster.delete_pod(ns, "in-a").await;
     eventually(&watch, "in-a deleted", |p| p.len() == 1 && p[0].name == "in-b").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// (e) A ScaledJob's pods (batch mode, watchPods)
+// ---------------------------------------------------------------------------------------------
+
+/// The scaler's latest decision about ScaledJob `ns/name`, from the decisions API.
+async fn batch_view(scaler: &Scaler, ns: &str, name: &str) -> Value {
+    let url = format!("http://{}/api/v1/decisions/{ns}/{name}", scaler.http);
+    match reqwest::get(url).await {
+        Ok(r) if r.status().is_success() => {
+            serde_json::from_str::<Value>(&r.text().await.unwrap_or_default()).map(|mut v| v["scaledjobs"][0].take()).unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Polls until the batch decision satisfies `want`, then returns it.
+async fn wait_batch(scaler: &Scaler, ns: &str, name: &str, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let view = batch_view(scaler, ns, name).await;
+        if want(&view["decision"]) {
+            return view["decision"].clone();
+        }
+        assert!(started.elapsed() < SETUP, "batch decision of {ns}/{name} never showed {what}; served: {view:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A pod of ScaledJob `job` (KEDA's label) that the kubelet reports Running and Ready, with a
+/// `DisruptionTarget` condition when `disruption` names its reason.
+async fn job_pod(cluster: &TestCluster, ns: &str, name: &str, job: &str, disruption: Option<&str>) {
+    cluster.create_pod(ns, name, &[("scaledjob.keda.sh/name", job), ("job-name", name)], "spot-node-1").await;
+    cluster.set_pod_status(ns, name, Some(next_ip()), true).await;
+    if let Some(reason) = disruption {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let mut conditions: Vec<Value> = ["Initialized", "PodScheduled", "ContainersReady", "Ready"]
+            .iter()
+            .map(|t| serde_json::json!({"type": t, "status": "True", "lastTransitionTime": now}))
+            .collect();
+        conditions.push(serde_json::json!({"type": "DisruptionTarget", "status": "True", "reason": reason, "lastTransitionTime": now}));
+        let api: Api<Pod> = Api::namespaced(cluster.admin_client().await, ns);
+        let patch = serde_json::json!({"status": {"conditions": conditions}});
+        api.patch_status(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("disruption condition");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaledjob_s_pods_are_watched_and_the_entries_of_a_vanished_or_preempted_worker_are_waiting_at_once() {
+    use redis::AsyncCommands;
+    let ns = "batch-spot";
+    let cluster = shared_cluster(ns).await;
+    let redis = common::redis_server::RedisServer::start();
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("XGROUP").arg(&["CREATE", "embed", "workers", "$", "MKSTREAM"][..]).query_async(&mut c).await.expect("group");
+    for i in 0..10 {
+        let _: String = c.xadd("embed", "*", &[("item", i)]).await.expect("xadd");
+    }
+    // Three workers take entries: one alive, one whose pod is gone, one with its Spot notice.
+    for (worker, n) in [("embed-alive", 2), ("embed-gone", 3), ("embed-preempted", 1)] {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg(&["GROUP", "workers", worker, "COUNT", &n.to_string(), "STREAMS", "embed", ">"][..])
+            .query_async(&mut c)
+            .await
+            .expect("xreadgroup");
+    }
+    job_pod(cluster, ns, "embed-alive", "embed", None).await;
+    job_pod(cluster, ns, "embed-preempted", "embed", Some("PreemptionByScheduler")).await;
+    // A pod of another ScaledJob, named like a worker: not this ScaledJob's pod.
+    cluster.create_pod(ns, "embed-gone", &[("scaledjob.keda.sh/name", "other")], "spot-node-1").await;
+
+    let mut scaler = Scaler::spawn(cluster, SCALER_USER).await;
+    let meta: HashMap<String, String> = [
+        ("mode", "batch".to_string()),
+        ("address", redis.address()),
+        ("stream", "embed".into()),
+        ("consumerGroup", "workers".into()),
+        ("claimTimeout", "10m".into()),
+        ("watchPods", "true".into()),
+        ("budgetPerHour", "9".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let job = ScaledObjectRef { name: "embed".into(), namespace: ns.into(), scaler_metadata: meta };
+    let spec = scaler.grpc.get_metric_spec(job.clone()).await.expect("GetMetricSpec of a batch trigger").into_inner();
+    assert_eq!(spec.metric_specs[0].metric_name, llm_scaler::serve::grpc::BATCH_METRIC_NAME);
+
+    // Before the gone-grace passes every holder counts as at work or pending: lag 4 only.
+    let d = wait_batch(&scaler, ns, "embed", "the pods", |d| !d["pods"].is_null()).await;
+    assert_eq!(d["pods"]["disrupted"], serde_json::json!(["embed-preempted:PreemptionByScheduler"]), "{d:#}");
+    assert_eq!((d["pods"]["working"].as_u64(), d["busy"].as_u64()), (Some(1), Some(1)), "the disrupted pod is not at work: {d:#}");
+    // Once the holders have been idle past the grace: the gone worker's 3 and the preempted
+    // one's entry are waiting again, without waiting 10 minutes for the claim timeout.
+    let d = wait_batch(&scaler, ns, "embed", "orphaned entries", |d| d["orphaned"].as_u64() == Some(4)).await;
+    assert_eq!(d["queued"].as_f64(), Some(8.0), "lag 4 + 4 to redo: {d:#}");
+    assert!(d["reason"].as_str().is_some_and(|r| r.contains("+ 4 held by workers whose pod is gone")), "{d:#}");
+    // $9/h buys 5 Jobs of $1.80: 1 at work, so 4 more (of the 8 the queue asks for).
+    assert_eq!((d["jobs"].as_u64(), d["bound"].as_str(), d["work"].as_f64()), (Some(5), Some("budget"), Some(4.0)), "{d:#}");
+    let request =
+        GetMetricsRequest { scaled_object_ref: Some(job.clone()), metric_name: llm_scaler::serve::grpc::BATCH_METRIC_NAME.into() };
+    let values = scaler.grpc.get_metrics(request).await.expect("GetMetrics").into_inner().metric_values;
+    assert_eq!(values[0].metric_value_float, 4.0, "KEDA gets the capped work");
+
+    // The live worker's pod goes too: its 2 entries join them.
+    cluster.delete_pod(ns, "embed-alive").await;
+    let d = wait_batch(&scaler, ns, "embed", "every holder gone", |d| d["orphaned"].as_u64() == Some(6)).await;
+    assert_eq!((d["queued"].as_f64(), d["busy"].as_u64()), (Some(10.0), Some(0)), "{d:#}");
+    let metrics = reqwest::get(format!("http://{}/metrics", scaler.http)).await.expect("metrics").text().await.expect("body");
+    for needle in [
+        "llm_scaler_batch_orphaned_items{namespace=\"batch-spot\",scaledjob=\"embed\"} 6",
+        "llm_scaler_batch_disrupted_pods{namespace=\"batch-spot\",scaledjob=\"embed\"} 1",
+        "llm_scaler_batch_bound{namespace=\"batch-spot\",scaledjob=\"embed\",bound=\"budget\"} 1",
+        "llm_scaler_batch_cost_dollars_per_hour{namespace=\"batch-spot\",scaledjob=\"embed\"} 9.0",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+}

@@ -32,6 +32,8 @@
 
 #[path = "k8s/mod.rs"]
 mod k8s;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -55,7 +57,7 @@ use kube::{
 };
 use llm_scaler::{
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
-    serve::grpc::METRIC_NAME,
+    serve::grpc::{BATCH_METRIC_NAME, METRIC_NAME},
     sim::render::{
         dcgm::{self, DcgmFlavor, Gpu, PodRef},
         vllm::VllmPod,
@@ -349,7 +351,7 @@ impl Scaler {
 }
 
 fn trigger_metadata(file: &str) -> HashMap<String, String> {
-    let so = manifests().into_iter().find(|(f, d)| f == file && d["kind"] == "ScaledObject").unwrap().1;
+    let so = manifests().into_iter().find(|(f, d)| f == file && (d["kind"] == "ScaledObject" || d["kind"] == "ScaledJob")).unwrap().1;
     serde_json::from_value(so["spec"]["triggers"][0]["metadata"].clone()).unwrap()
 }
 
@@ -453,6 +455,51 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
     assert_eq!(latest["ready_pods"], 2, "both pods discovered through the API: {decisions}");
     let gpu = latest["signals"].as_array().unwrap().iter().find(|s| s["signal"] == "gpu_utilization").expect("gpu signal");
     assert_eq!(gpu["reporting_pods"], 2, "dcgm-exporter discovered in {DCGM_NS}: {decisions}");
+
+    // Batch mode as the same identity: the ScaledJob example's trigger, pointed at a local
+    // redis-server, watches the ScaledJob's pods with deploy/'s pod grant. A worker whose pod is
+    // gone gives its entry back at once (after the 10 s grace), long before the 5m claimTimeout.
+    let redis = redis_server::RedisServer::with_password("s3cret");
+    let mut jmeta = trigger_metadata("scaledobjects/scaledjob-batch.yaml");
+    let (stream, group) = (jmeta["stream"].clone(), jmeta["consumerGroup"].clone());
+    {
+        let mut rc = redis.conn().await;
+        let _: () = redis::cmd("XGROUP").arg(&["CREATE", &stream, &group, "$", "MKSTREAM"][..]).query_async(&mut rc).await.unwrap();
+        for i in 0..3 {
+            let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("item").arg(i).query_async(&mut rc).await.unwrap();
+        }
+        for worker in ["embed-backfill-live", "embed-backfill-gone"] {
+            let _: redis::Value = redis::cmd("XREADGROUP")
+                .arg(&["GROUP", &group, worker, "COUNT", "1", "STREAMS", &stream, ">"][..])
+                .query_async(&mut rc)
+                .await
+                .unwrap();
+        }
+    }
+    c.create_pod(SERVED, "embed-backfill-live", &[("scaledjob.keda.sh/name", "embed-backfill")], "spot-node-1").await;
+    c.set_pod_status(SERVED, "embed-backfill-live", Some(loopback(9)), true).await;
+    // KEDA sends the value it resolved from the Job container's env.
+    jmeta.remove("passwordFromEnv");
+    jmeta.insert("password".into(), "s3cret".into());
+    jmeta.insert("address".into(), redis.address());
+    let job = ScaledObjectRef { name: "embed-backfill".into(), namespace: SERVED.into(), scaler_metadata: jmeta };
+    let mut client = ExternalScalerClient::connect(format!("http://{}", scaler.grpc)).await.unwrap();
+    let spec = client.get_metric_spec(job.clone()).await.expect("the example's batch trigger is accepted").into_inner();
+    assert_eq!(spec.metric_specs[0].metric_name, BATCH_METRIC_NAME);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let batch = loop {
+        let body =
+            reqwest::get(format!("http://{}/api/v1/decisions/{SERVED}/embed-backfill", scaler.http)).await.unwrap().text().await.unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let d = &v["scaledjobs"][0]["decision"];
+        if d["orphaned"] == 1 {
+            break d.clone();
+        }
+        assert!(Instant::now() < deadline, "no batch decision counting the gone worker's entry: {body}; log:\n{}", scaler.log_tail());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!((batch["queued"].as_f64(), batch["busy"].as_u64()), (Some(2.0), Some(1)), "lag 1 + 1 to redo; 1 Job at work: {batch}");
+    assert_eq!(batch["pods"]["live"], json!(["embed-backfill-live"]), "{batch}");
 
     // Its learned state lands in a ConfigMap of its own namespace, named for the ScaledObject,
     // rewritten with the resourceVersion it last saw (the history grows, the version moves on).
@@ -591,6 +638,14 @@ async fn scaler_works_as_its_service_account_and_is_refused_the_rest() {
             assert!(pod_reads.contains(&(ns.to_string(), verb.to_string())), "audit log: no pod {verb} in {ns}: {pod_reads:?}");
         }
     }
+    let scaledjob_list = c.audit_events().into_iter().any(|e| {
+        e["user"]["username"] == sa_user.as_str()
+            && e["verb"] == "list"
+            && e["objectRef"]["resource"] == "pods"
+            && e["requestURI"].as_str().is_some_and(|u| u.contains("scaledjob.keda.sh%2Fname%3Dembed-backfill"))
+            && e["responseStatus"]["code"] == 200
+    });
+    assert!(scaledjob_list, "audit log: no granted pod list by the ScaledJob's label");
     // The identity itself, request by request: what the scaler must never be able to do.
     let sa = c.client_for(&sa_user).await;
     let secrets: Api<Secret> = Api::namespaced(sa.clone(), SERVED);

@@ -598,6 +598,13 @@ fn the_scaledjob_example_pairs_its_strategy_with_its_count_and_survives_spot_pre
         assert_eq!((arg("--stream"), arg("--group")), (stream.as_str(), group.as_str()), "{}", sj.file);
         assert_eq!(arg("--claim-timeout").parse::<u64>().unwrap(), claim_timeout.as_secs(), "{}", sj.file);
         assert_eq!(arg("--max-items").parse::<f64>().unwrap(), parsed.policy.target_size, "{}: targetSize = a Job's items", sj.file);
+        if parsed.watch_pods {
+            // watchPods tells a vanished worker by its consumer name: the worker's default, its pod's HOSTNAME.
+            assert!(!args.contains(&"--consumer"), "{}: with watchPods the worker's consumer is its pod name", sj.file);
+        }
+        if let (Some(cap), Some(max)) = (parsed.policy.cost.budget_jobs(), spec["maxReplicaCount"].as_u64()) {
+            assert!(cap <= max, "{}: a budget for {cap} Jobs above maxReplicaCount {max} caps nothing", sj.file);
+        }
         // passwordFromEnv names an env var of the Job's container (KEDA resolves it there).
         let env = c["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "REDIS_PASSWORD" && e["valueFrom"]["secretKeyRef"].is_object()), "{}", sj.file);

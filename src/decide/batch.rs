@@ -119,7 +119,7 @@ impl JobPods {
 
 /// A consumer idle less than this is not declared gone: a worker's first read can land before
 /// the pod watch has seen its pod.
-pub const GONE_GRACE: Duration = Duration::from_secs(30);
+pub const GONE_GRACE: Duration = Duration::from_secs(10);
 
 /// What the loop knows beside the queue: the time, the pods, what a Job does per second.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses part of it
 //! A real `redis-server` per test, on a free loopback port, started and stopped by the test.
 //!
 //! The binary comes from `scripts/redis/install.sh` (Debian's redis-server 7.0, installed once
