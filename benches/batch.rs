@@ -59,11 +59,11 @@ async fn run(port: u16, targets: usize, ticks: usize) {
         let _: redis::Value =
             redis::cmd("XREADGROUP").arg(&["GROUP", "g", "w", "COUNT", "100", "STREAMS", &s, ">"]).query_async(&mut c).await.unwrap();
     }
-    let ep = RedisEndpoint { host: "127.0.0.1".into(), port, tls: false, db: 0, username: None, password: None };
+    let ep = RedisEndpoint { host: "127.0.0.1".into(), port, tls: false, insecure: false, db: 0, username: None, password: None };
     let queues: Vec<Queue> = (0..targets)
         .map(|t| Queue::Stream { stream: format!("stream-{t}"), group: "g".into(), claim_timeout: Duration::from_secs(300) })
         .collect();
-    let pool = RedisPool::new(Duration::from_secs(2));
+    let pool = RedisPool::new(Duration::from_secs(2), None);
     let tick = || async {
         let reads = queues.iter().map(|q| pool.read(&ep, q));
         futures::future::join_all(reads).await
