@@ -110,6 +110,50 @@ fn the_install_script_provides_promtool_and_prometheus_2_and_ignores_a_stale_pro
     assert!(started.elapsed() < Duration::from_secs(10), "an installed Prometheus makes the script a no-op");
 }
 
+/// The metric names the rules' expressions read (`vllm:*`, `DCGM_FI_*`, `llm_scaler_*`).
+fn rule_metric_names() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for r in alerts().values() {
+        let expr = r["expr"].as_str().expect("expr");
+        let mut word = String::new();
+        for ch in expr.chars().chain(std::iter::once(' ')) {
+            if ch.is_ascii_alphanumeric() || ch == '_' || ch == ':' {
+                word.push(ch);
+                continue;
+            }
+            if ["vllm:", "DCGM_FI_", "llm_scaler_"].iter().any(|p| word.starts_with(p)) {
+                out.insert(std::mem::take(&mut word));
+            }
+            word.clear();
+        }
+    }
+    out
+}
+
+/// Names the rules read that the scaler does not export yet (the cost metrics being added);
+/// until it does, LlmScalerCostOverBudget cannot fire. And one exported only while there is
+/// a forecast (a day of history), whose name src/run/telemetry.rs's own test pins.
+const NOT_IN_A_FRESH_SCALERS_BODY: &[&str] =
+    &["llm_scaler_cost_dollars_total", "llm_scaler_cost_budget_dollars_per_hour", "llm_scaler_forecast_smape"];
+
+#[test]
+fn every_vllm_and_dcgm_name_the_rules_read_is_in_the_recorded_exporter_bodies() {
+    let mut fixtures = String::new();
+    for e in std::fs::read_dir(repo_root().join("tests/fixtures")).expect("fixtures") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "prom") {
+            fixtures.push_str(&std::fs::read_to_string(&p).expect("fixture"));
+        }
+    }
+    let names = rule_metric_names();
+    assert!(names.iter().any(|n| n.starts_with("vllm:")) && names.iter().any(|n| n.starts_with("DCGM_FI_")), "{names:?}");
+    for n in names.iter().filter(|n| !n.starts_with("llm_scaler_")) {
+        // A sample line starts with the name followed by `{` or a space.
+        let sampled = fixtures.lines().any(|l| l.strip_prefix(n.as_str()).is_some_and(|rest| rest.starts_with(['{', ' '])));
+        assert!(sampled, "{n}: no sample of it in tests/fixtures/*.prom (the exporters' exact names: docs/metrics.md)");
+    }
+}
+
 #[test]
 fn both_rule_files_pass_promtool_check_rules() {
     let dir = TempDir::new("promrule");
@@ -405,6 +449,13 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     // The body Prometheus will scrape, as it is, must be the exposition promtool parses.
     let body = http_get(h.http_addr, "/metrics").await;
     assert!(body.contains("llm_scaler_desired_replicas{namespace=\"ai-inference\",scaledobject=\"llama\"}"), "{body}");
+    // Every scaler metric the rules read is one this scaler serves (under that exact name).
+    for n in rule_metric_names().iter().filter(|n| n.starts_with("llm_scaler_") && !NOT_IN_A_FRESH_SCALERS_BODY.contains(&n.as_str())) {
+        assert!(
+            body.lines().any(|l| l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} "))),
+            "the scaler serves no {n}:\n{body}"
+        );
+    }
 
     // File SD targets carrying what Kubernetes SD would: the pod's annotations from
     // deploy/deployment.yaml (the port annotation pointing at this test's HTTP port), its
