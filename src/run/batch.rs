@@ -200,7 +200,17 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
                 &d.reading,
                 d.busy,
             );
-            debug!(work = d.work, queued = d.queued, jobs = d.jobs, bound = ?d.bound, cost_per_hour = d.cost_per_hour, reason = %d.reason, "decided");
+            info!(
+                work = d.work,
+                queued = d.queued,
+                jobs_wanted = d.jobs_wanted,
+                jobs = d.jobs,
+                bound = ?d.bound,
+                cost_per_hour = d.cost_per_hour,
+                finish_in_s = d.finish_in,
+                reason = %d.reason,
+                "decision"
+            );
             shared.metrics.batch_decision(&target.labels(), &d);
             target.store.publish(d, at);
         }
