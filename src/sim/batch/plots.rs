@@ -23,10 +23,15 @@ fn draw(runs: &[&RunResult], path: &Path) -> Result<(), Box<dyn std::error::Erro
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(40);
     title.titled(
-        &format!("Queue and Jobs over time (seed {}; items left axis, Jobs right axis)", runs.first().map_or(0, |r| r.seed)),
-        ("sans-serif", 22),
+        &format!(
+            "Seed {}: entries (left) lag in blue, pending in orange; Jobs (right) running in green, Ready in red",
+            runs.first().map_or(0, |r| r.seed)
+        ),
+        ("sans-serif", 20),
     )?;
-    let end_h = runs.iter().map(|r| r.end_s).fold(60.0, f64::max) / 3600.0;
+    // The runs that finished set the time axis (a stalled one would stretch it to the horizon).
+    let finished = runs.iter().filter(|r| r.items_done == r.items).map(|r| r.end_s).fold(0.0, f64::max);
+    let end_h = if finished > 0.0 { finished * 1.05 } else { runs.iter().map(|r| r.end_s).fold(60.0, f64::max) } / 3600.0;
     let items = runs.iter().flat_map(|r| r.series.lag.iter().chain(&r.series.pending)).copied().fold(1.0, f64::max) * 1.05;
     let jobs = runs.iter().flat_map(|r| r.series.jobs.iter()).copied().fold(1.0, f64::max) * 1.1;
     for (panel, r) in body.split_evenly((runs.len().max(1), 1)).iter().zip(runs) {
@@ -43,32 +48,13 @@ fn draw(runs: &[&RunResult], path: &Path) -> Result<(), Box<dyn std::error::Erro
             .right_y_label_area_size(45)
             .build_cartesian_2d(0.0..end_h, 0.0..items)?
             .set_secondary_coord(0.0..end_h, 0.0..jobs);
-        chart.configure_mesh().x_desc("hours").y_desc("entries").max_light_lines(2).draw()?;
-        chart.configure_secondary_axes().y_desc("Jobs").draw()?;
-        let pts = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (h(i), *y)).collect::<Vec<_>>();
-        chart
-            .draw_series(LineSeries::new(pts(&r.series.lag), LAG.stroke_width(2)))?
-            .label("lag (undelivered)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], LAG.stroke_width(2)));
-        chart
-            .draw_series(LineSeries::new(pts(&r.series.pending), PENDING.stroke_width(1)))?
-            .label("pending (delivered, not acked)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], PENDING));
-        chart
-            .draw_secondary_series(LineSeries::new(pts(&r.series.jobs), JOBS.stroke_width(2)))?
-            .label("Jobs running")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], JOBS.stroke_width(2)));
-        chart
-            .draw_secondary_series(LineSeries::new(pts(&r.series.working), WORKING.stroke_width(1)))?
-            .label("Jobs Ready")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], WORKING));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        chart.configure_mesh().x_desc("hours").y_desc("entries").y_label_formatter(&|v| format!("{v:.0}")).max_light_lines(2).draw()?;
+        chart.configure_secondary_axes().y_desc("Jobs").y_label_formatter(&|v| format!("{v:.0}")).draw()?;
+        let pts = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (h(i), *y)).filter(|(x, _)| *x <= end_h).collect::<Vec<_>>();
+        chart.draw_series(LineSeries::new(pts(&r.series.lag), LAG.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(pts(&r.series.pending), PENDING.stroke_width(1)))?;
+        chart.draw_secondary_series(LineSeries::new(pts(&r.series.jobs), JOBS.stroke_width(2)))?;
+        chart.draw_secondary_series(LineSeries::new(pts(&r.series.working), WORKING.stroke_width(1)))?;
     }
     root.present()?;
     Ok(())
