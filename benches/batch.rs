@@ -2,8 +2,13 @@
 //! reads (each one pipelined round trip: XINFO GROUPS + XPENDING IDLE on a stream with 1,000
 //! entries and 100 pending), over the one shared connection, and the commands Redis processed.
 //!
-//! `cargo bench --bench batch` (optionally `-- TARGETS TICKS`). Needs redis-server >= 7
+//! Then the RPCs: a server with those 100 triggers answers KEDA's ScaledJob call pattern at
+//! 2,000 RPS from memory (the serving targets' goal: p99 <= 1 ms), the loops reading Redis meanwhile.
+//!
+//! `cargo bench --bench batch` (optionally `-- TARGETS TICKS RPS SECONDS`). Needs redis-server >= 7
 //! (`scripts/redis/install.sh` installs Debian's). Goal (issue 10): <= 5 ms wall per tick.
+
+mod support;
 
 use std::{
     process::{Command, Stdio},
@@ -12,13 +17,21 @@ use std::{
 
 use llm_scaler::{
     fetch::redis::{Queue, RedisEndpoint, RedisPool},
+    proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
     read::queue::QueueReading,
+    serve::{
+        config::Settings,
+        grpc::BATCH_METRIC_NAME,
+        server::{DiscoveryMode, Server},
+    },
 };
 
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let targets = args.first().copied().unwrap_or(100);
     let ticks = args.get(1).copied().unwrap_or(50);
+    let rps = args.get(2).copied().unwrap_or(2000) as f64;
+    let secs = args.get(3).copied().unwrap_or(10) as f64;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/redis/install.sh");
     let out = Command::new("bash").arg(script).output().expect("scripts/redis/install.sh");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -35,6 +48,11 @@ fn main() {
         .expect("redis-server");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(run(port, targets, ticks));
+    // The server on its own runtime (2 workers, as in production), KEDA's load on another.
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let scaler = rt.block_on(start_server());
+    client_rt.block_on(rpcs(scaler.grpc_addr, port, targets, rps, secs));
+    rt.block_on(scaler.shutdown()).expect("shutdown");
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -59,11 +77,11 @@ async fn run(port: u16, targets: usize, ticks: usize) {
         let _: redis::Value =
             redis::cmd("XREADGROUP").arg(&["GROUP", "g", "w", "COUNT", "100", "STREAMS", &s, ">"]).query_async(&mut c).await.unwrap();
     }
-    let ep = RedisEndpoint { host: "127.0.0.1".into(), port, tls: false, db: 0, username: None, password: None };
+    let ep = RedisEndpoint { host: "127.0.0.1".into(), port, tls: false, insecure: false, db: 0, username: None, password: None };
     let queues: Vec<Queue> = (0..targets)
         .map(|t| Queue::Stream { stream: format!("stream-{t}"), group: "g".into(), claim_timeout: Duration::from_secs(300) })
         .collect();
-    let pool = RedisPool::new(Duration::from_secs(2));
+    let pool = RedisPool::new(Duration::from_secs(2), None);
     let tick = || async {
         let reads = queues.iter().map(|q| pool.read(&ep, q));
         futures::future::join_all(reads).await
@@ -96,4 +114,43 @@ async fn run(port: u16, targets: usize, ticks: usize) {
         ms(*walls.last().unwrap()),
         per_tick / targets as f64
     );
+}
+
+async fn start_server() -> Server {
+    let settings = Settings {
+        grpc_addr: "127.0.0.1:0".parse().expect("addr"),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        scrape_interval: Duration::from_secs(5),
+        kube: false,
+        ..Settings::default()
+    };
+    Server::start(settings, DiscoveryMode::None).await.expect("server")
+}
+
+/// KEDA's ScaledJob calls for every trigger of [`run`]'s streams, once each answers.
+async fn rpcs(grpc: std::net::SocketAddr, port: u16, targets: usize, rps: f64, secs: f64) {
+    let client = ExternalScalerClient::connect(format!("http://{grpc}")).await.expect("connect");
+    let sos: Vec<ScaledObjectRef> = (0..targets)
+        .map(|t| {
+            let meta = [
+                ("mode", "batch".to_string()),
+                ("address", format!("127.0.0.1:{port}")),
+                ("stream", format!("stream-{t}")),
+                ("consumerGroup", "g".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            ScaledObjectRef { name: format!("job-{t}"), namespace: "bench".into(), scaler_metadata: meta }
+        })
+        .collect();
+    for so in &sos {
+        let mut c = client.clone();
+        c.get_metric_spec(so.clone()).await.expect("spec");
+        let req = GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: BATCH_METRIC_NAME.into() };
+        while c.get_metrics(req.clone()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    support::keda_load(&client, sos, BATCH_METRIC_NAME, rps, secs).await;
 }

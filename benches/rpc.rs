@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use llm_scaler::{
     proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
@@ -15,7 +15,6 @@ use llm_scaler::{
     serve::grpc::METRIC_NAME,
     serve::server::{DiscoveryMode, Server},
 };
-use tokio::sync::Mutex;
 
 fn main() {
     support::maybe_run_fleet();
@@ -66,61 +65,7 @@ async fn run(fleet: support::Fleet, grpc: std::net::SocketAddr, http: std::net::
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let sos = Arc::new(sos);
-    let latencies = Arc::new(Mutex::new(Vec::<(u8, Duration)>::with_capacity((rps * secs) as usize)));
-    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let total = (rps * secs) as usize;
-    let period = Duration::from_secs_f64(1.0 / rps);
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        ticker.tick().await;
-        let (mut c, sos, lat, errs) = (client.clone(), sos.clone(), latencies.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let so = sos[i % sos.len()].clone();
-            let kind = (i / sos.len() % 3) as u8;
-            let t0 = tokio::time::Instant::now();
-            let ok = match kind {
-                0 => c.get_metric_spec(so).await.is_ok(),
-                1 => c.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so), metric_name: METRIC_NAME.into() }).await.is_ok(),
-                _ => c.is_active(so).await.is_ok(),
-            };
-            let dt = t0.elapsed();
-            if !ok {
-                errs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            lat.lock().await.push((kind, dt));
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut all = latencies.lock().await.clone();
-    all.sort_by_key(|(_, d)| *d);
-    let q = |v: &[(u8, Duration)], p: f64| {
-        v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).map_or(0.0, |x| x.1.as_secs_f64() * 1e3)
-    };
-    println!(
-        "rpc bench: {objects} ScaledObjects, {} RPCs in {elapsed:.1} s = {:.0} RPS achieved (target {rps:.0})",
-        all.len(),
-        all.len() as f64 / elapsed
-    );
-    println!(
-        "  all      p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  errors {}",
-        q(&all, 0.5),
-        q(&all, 0.99),
-        q(&all, 0.999),
-        q(&all, 1.0),
-        errors.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    for (k, name) in [(0u8, "GetMetricSpec"), (1, "GetMetrics"), (2, "IsActive")] {
-        let v: Vec<_> = all.iter().copied().filter(|(kind, _)| *kind == k).collect();
-        println!("  {name:<14} p50 {:.3} ms  p99 {:.3} ms", q(&v, 0.5), q(&v, 0.99));
-    }
-    println!("  (client-side latency over one shared HTTP/2 connection; load generator on its own runtime in the same process)");
+    support::keda_load(&client, sos, METRIC_NAME, rps, secs).await;
     // Server-side handler time, from the scaler's own histogram.
     let text = reqwest::get(format!("http://{http}/metrics")).await.expect("metrics").text().await.expect("text");
     let (mut sum, mut count) = (0.0, 0.0);

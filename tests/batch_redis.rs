@@ -205,3 +205,36 @@ async fn a_preempted_worker_s_entries_come_back_as_waiting_work_and_the_next_wor
     assert_eq!(summary[0], redis::Value::Int(0), "nothing left unacknowledged");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_tls_redis_is_read_when_its_ca_is_trusted_and_unavailable_naming_the_certificate_when_not() {
+    let redis = RedisServer::with_tls();
+    let mut c = redis.conn().await;
+    let _: () = c.rpush("evals", vec![1, 2, 3]).await.unwrap();
+    let ca = std::env::temp_dir().join(format!("llm-scaler-redis-ca-{}-{}.pem", std::process::id(), redis.port));
+    std::fs::write(&ca, redis.ca_pem()).unwrap();
+    let list = |extra: &[(&str, &str)]| {
+        let mut kv = vec![("address", redis.address()), ("listName", "evals".to_string())];
+        kv.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        batch("evals", &kv)
+    };
+
+    // Trusting the server's CA (--redis-ca-file), the list is read over TLS.
+    let mut trusted = settings(100);
+    trusted.redis_ca_file = Some(ca.clone());
+    let mut h = Harness::start(trusted).await;
+    assert_eq!(h.wait_batch_work(&list(&[("redisTLS", "true")]), |r| r.is_ok()).await.unwrap(), 3.0);
+    h.stop().await;
+
+    // With the system's roots only, the certificate is refused, and KEDA hears why.
+    let mut h = Harness::start(settings(100)).await;
+    let read_failed = |r: &Result<f64, tonic::Status>| r.as_ref().is_err_and(|s| !s.message().contains("first read has not finished"));
+    let r = h.wait_batch_work(&list(&[("redisTLS", "true")]), read_failed).await;
+    assert!(matches!(&r, Err(s) if s.code() == Code::Unavailable && s.message().to_lowercase().contains("certificate")), "{r:?}");
+    // redisUnsafeSsl accepts it; plaintext to a TLS port is no count either.
+    assert_eq!(h.wait_batch_work(&list(&[("redisTLS", "true"), ("redisUnsafeSsl", "true")]), |r| r.is_ok()).await.unwrap(), 3.0);
+    let plain = h.wait_batch_work(&list(&[]), read_failed).await;
+    assert!(matches!(&plain, Err(s) if s.code() == Code::Unavailable), "{plain:?}");
+    h.stop().await;
+    let _ = std::fs::remove_file(ca);
+}

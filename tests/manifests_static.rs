@@ -159,6 +159,8 @@ fn every_manifest_parses_and_names_its_namespace() {
 #[test]
 fn every_file_is_commented() {
     let mut files = yaml_files("deploy");
+    files.extend(yaml_files("deploy/monitoring"));
+    files.extend(yaml_files("deploy/monitoring/tests"));
     files.extend(yaml_files("scaledobjects"));
     files.push(root().join("deploy/Dockerfile"));
     files.push(root().join(".dockerignore"));
@@ -444,6 +446,124 @@ fn namespace_enforces_restricted_pod_security() {
     let docs = objects("deploy");
     let ns = one(&docs, "Namespace", "llm-scaler");
     assert_eq!(ns.v["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring: deploy/monitoring (the Prometheus Operator's objects, plain rules, scrape config).
+// tests/monitoring_rules.rs runs promtool and a real Prometheus on them.
+// ---------------------------------------------------------------------------------------------
+
+/// The objects `kubectl apply -k deploy/monitoring/` creates: the files its kustomization lists.
+fn monitoring_objects() -> Vec<Doc> {
+    let k = parse_file(&root().join("deploy/monitoring/kustomization.yaml")).remove(0);
+    assert_eq!(k["kind"], "Kustomization");
+    let mut out = Vec::new();
+    for r in k["resources"].as_array().expect("resources") {
+        let file = format!("deploy/monitoring/{}", r.as_str().expect("a file name"));
+        for v in parse_file(&root().join(&file)) {
+            out.push(Doc { file: file.clone(), v });
+        }
+    }
+    out
+}
+
+#[test]
+fn the_monitoring_kustomization_lists_every_operator_object_and_deploy_leaves_them_out() {
+    let listed: BTreeSet<String> = monitoring_objects().iter().map(|d| d.file.clone()).collect();
+    // Every YAML file of deploy/monitoring that is a Kubernetes object is listed; the plain
+    // rules file and scrape config are not objects.
+    let mut objects_present = BTreeSet::new();
+    for path in yaml_files("deploy/monitoring") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let docs = parse_file(&path);
+        let is_object = docs.iter().any(|d| d["apiVersion"].is_string() && d["kind"].is_string());
+        match name.as_str() {
+            "kustomization.yaml" => {}
+            "rules.yaml" | "prometheus-scrape.yaml" => assert!(!is_object, "{name} is not a Kubernetes object"),
+            _ if is_object => {
+                objects_present.insert(format!("deploy/monitoring/{name}"));
+            }
+            _ => panic!("deploy/monitoring/{name}: neither an object nor a known plain file"),
+        }
+    }
+    assert_eq!(listed, objects_present);
+    let kinds: BTreeSet<String> = monitoring_objects().iter().map(|d| d.kind().to_string()).collect();
+    assert_eq!(kinds, ["PrometheusRule".to_string(), "ServiceMonitor".to_string()].into());
+    for d in monitoring_objects() {
+        assert_eq!(d.v["apiVersion"], "monitoring.coreos.com/v1", "{}", d.file);
+        assert_eq!(d.namespace(), Some("llm-scaler"), "{}", d.file);
+    }
+    // The operator's CRDs may be missing: deploy/ must apply without them.
+    let k = parse_file(&root().join("deploy/kustomization.yaml")).remove(0);
+    assert!(!k.to_string().contains("monitoring"), "deploy/kustomization.yaml must not pull in deploy/monitoring");
+    match Command::new("kubectl").args(["kustomize", "deploy/monitoring"]).current_dir(root()).output() {
+        Ok(out) if out.status.success() => {
+            let rendered: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+            assert_eq!(rendered.iter().filter(|v| !v.is_null()).count(), monitoring_objects().len());
+        }
+        Ok(out) => panic!("kubectl kustomize deploy/monitoring failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(_) => eprintln!("kubectl not found: skipped rendering deploy/monitoring with kustomize"),
+    }
+}
+
+#[test]
+fn the_servicemonitor_scrapes_only_the_metrics_service_on_its_http_port_keeping_the_scalers_labels() {
+    let docs = objects("deploy");
+    let mon = monitoring_objects();
+    let sm = one(&mon, "ServiceMonitor", "llm-scaler");
+    let metrics = one(&docs, "Service", "llm-scaler-metrics");
+    let grpc = one(&docs, "Service", "llm-scaler");
+    let labels = |d: &Doc| -> BTreeMap<String, String> { serde_json::from_value(d.v["metadata"]["labels"].clone()).expect("labels") };
+    assert!(selects(&sm.v["spec"]["selector"]["matchLabels"], &labels(metrics)), "the ServiceMonitor must select llm-scaler-metrics");
+    assert!(!selects(&sm.v["spec"]["selector"]["matchLabels"], &labels(grpc)), "the ServiceMonitor must not select the gRPC Service");
+    assert_eq!(sm.v["spec"]["namespaceSelector"]["matchNames"], json!([metrics.namespace().unwrap()]));
+    let endpoints = sm.v["spec"]["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 1);
+    let ep = &endpoints[0];
+    // The port is named as on the Service, and the Service's targetPort is the container port
+    // the scaler's config listens on with its HTTP server.
+    let port = metrics.v["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == ep["port"]);
+    let port = port.unwrap_or_else(|| panic!("ServiceMonitor port {} is not a port name of llm-scaler-metrics", ep["port"]));
+    let c = container(scaler_deployment(&docs));
+    let cport = c["ports"].as_array().unwrap().iter().find(|p| p["name"] == port["targetPort"]).expect("targetPort names a container port");
+    assert_eq!(cport["containerPort"].as_u64(), Some(u64::from(deployed_settings(&docs).http_addr.port())));
+    assert_eq!(ep["path"], "/metrics");
+    // The scaler's `namespace`/`scaledobject` labels name the ScaledObject; without
+    // honorLabels they would become exported_namespace and the alerts would name llm-scaler.
+    assert_eq!(ep["honorLabels"], true);
+    let interval = ep["interval"].as_str().and_then(|s| s.strip_suffix('s')).and_then(|s| s.parse::<u64>().ok()).expect("interval in s");
+    let timeout = ep["scrapeTimeout"].as_str().and_then(|s| s.strip_suffix('s')).and_then(|s| s.parse::<u64>().ok()).expect("timeout in s");
+    assert!(timeout < interval, "scrapeTimeout {timeout}s must be below interval {interval}s");
+    // Prometheus reaches the port: the NetworkPolicy admits 8080 from `monitoring`.
+    let np = one(&docs, "NetworkPolicy", "llm-scaler");
+    assert!(np.v["spec"]["ingress"].as_array().unwrap().iter().any(|r| r["ports"][0]["port"] == cport["containerPort"]));
+}
+
+#[test]
+fn plain_prometheus_finds_the_pods_by_annotation_and_the_service_carries_none() {
+    let docs = objects("deploy");
+    let d = scaler_deployment(&docs);
+    let ann = &d.v["spec"]["template"]["metadata"]["annotations"];
+    let http = container(d)["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http").expect("http port")["containerPort"].clone();
+    assert_eq!(ann["prometheus.io/scrape"], "true");
+    assert_eq!(ann["prometheus.io/port"].as_str(), Some(http.to_string().as_str()));
+    assert_eq!(ann["prometheus.io/path"], "/metrics");
+    // Annotations on a Service too would make a kubernetes-service-endpoints job scrape the
+    // same pods a second time.
+    for svc in docs.iter().filter(|d| d.kind() == "Service") {
+        let a = &svc.v["metadata"]["annotations"];
+        assert!(a.get("prometheus.io/scrape").is_none(), "{}: {} must not carry prometheus.io/scrape", svc.file, svc.name());
+    }
+    // The plain scrape job keeps annotated pods, takes the port from the annotation, honours
+    // the scaler's labels and only looks in the scaler's namespace.
+    let cfg = parse_file(&root().join("deploy/monitoring/prometheus-scrape.yaml")).remove(0);
+    let job = &cfg["scrape_configs"][0];
+    assert_eq!(job["honor_labels"], true);
+    assert_eq!(job["kubernetes_sd_configs"], json!([{"role": "pod", "namespaces": {"names": ["llm-scaler"]}}]));
+    let sources: Vec<String> = job["relabel_configs"].as_array().unwrap().iter().map(|r| r["source_labels"].to_string()).collect();
+    for a in ["prometheus_io_scrape", "prometheus_io_port", "prometheus_io_path"] {
+        assert!(sources.iter().any(|s| s.contains(a)), "relabel_configs read the {a} annotation");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -119,3 +119,75 @@ pub fn rss_mib() -> (f64, f64) {
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
+
+/// KEDA's call pattern (GetMetricSpec, GetMetrics of `metric`, IsActive, round-robin over the
+/// targets) as an open-loop load of `rps` for `secs` over one shared HTTP/2 connection; prints
+/// the client-side latency quantiles, overall and per method.
+pub async fn keda_load(
+    client: &llm_scaler::proto::external_scaler_client::ExternalScalerClient<tonic::transport::Channel>,
+    sos: Vec<llm_scaler::proto::ScaledObjectRef>,
+    metric: &str,
+    rps: f64,
+    secs: f64,
+) {
+    use llm_scaler::proto::GetMetricsRequest;
+    use std::sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    };
+    let objects = sos.len();
+    let sos = Arc::new(sos);
+    let total = (rps * secs) as usize;
+    let latencies = Arc::new(Mutex::new(Vec::<(u8, Duration)>::with_capacity(total)));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rps));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        ticker.tick().await;
+        let (mut c, sos, lat, errs, metric) = (client.clone(), sos.clone(), latencies.clone(), errors.clone(), metric.to_string());
+        tasks.push(tokio::spawn(async move {
+            let so = sos[i % sos.len()].clone();
+            let kind = (i / sos.len() % 3) as u8;
+            let t0 = tokio::time::Instant::now();
+            let ok = match kind {
+                0 => c.get_metric_spec(so).await.is_ok(),
+                1 => c.get_metrics(GetMetricsRequest { scaled_object_ref: Some(so), metric_name: metric }).await.is_ok(),
+                _ => c.is_active(so).await.is_ok(),
+            };
+            let dt = t0.elapsed();
+            if !ok {
+                errs.fetch_add(1, Ordering::Relaxed);
+            }
+            lat.lock().unwrap_or_else(|p| p.into_inner()).push((kind, dt));
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    all.sort_by_key(|(_, d)| *d);
+    let q = |v: &[(u8, Duration)], p: f64| {
+        v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).map_or(0.0, |x| x.1.as_secs_f64() * 1e3)
+    };
+    println!(
+        "rpc load: {objects} targets, {} RPCs in {elapsed:.1} s = {:.0} RPS achieved (target {rps:.0})",
+        all.len(),
+        all.len() as f64 / elapsed
+    );
+    println!(
+        "  all      p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  errors {}",
+        q(&all, 0.5),
+        q(&all, 0.99),
+        q(&all, 0.999),
+        q(&all, 1.0),
+        errors.load(Ordering::Relaxed)
+    );
+    for (k, name) in [(0u8, "GetMetricSpec"), (1, "GetMetrics"), (2, "IsActive")] {
+        let v: Vec<_> = all.iter().copied().filter(|(kind, _)| *kind == k).collect();
+        println!("  {name:<14} p50 {:.3} ms  p99 {:.3} ms", q(&v, 0.5), q(&v, 0.99));
+    }
+    println!("  (client-side latency over one shared HTTP/2 connection; load generator on its own runtime in the same process)");
+}

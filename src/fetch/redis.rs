@@ -56,6 +56,8 @@ pub struct RedisEndpoint {
     pub port: u16,
     /// TLS.
     pub tls: bool,
+    /// With TLS, accept any certificate (KEDA's `unsafeSsl`): for a test Redis only.
+    pub insecure: bool,
     /// `SELECT` index.
     pub db: u32,
     /// ACL user (`None`: the default user).
@@ -160,6 +162,8 @@ pub enum QueueError {
 /// One connection per Redis server and login, shared by every ScaledJob reading it.
 pub struct RedisPool {
     timeout: Duration,
+    /// PEM roots a TLS server is verified against (`None`: the system's).
+    ca: Option<Vec<u8>>,
     conns: Mutex<HashMap<ConnKey, ConnectionManager>>,
 }
 
@@ -168,15 +172,17 @@ struct ConnKey {
     host: String,
     port: u16,
     tls: bool,
+    insecure: bool,
     db: u32,
     username: Option<String>,
     password: Option<String>,
 }
 
 impl RedisPool {
-    /// A pool whose connections time out connects and commands after `timeout`.
-    pub fn new(timeout: Duration) -> Self {
-        RedisPool { timeout, conns: Mutex::new(HashMap::new()) }
+    /// A pool whose connections time out connects and commands after `timeout`, verifying TLS
+    /// servers against the PEM roots `ca` (or the system's).
+    pub fn new(timeout: Duration, ca: Option<Vec<u8>>) -> Self {
+        RedisPool { timeout, ca, conns: Mutex::new(HashMap::new()) }
     }
 
     /// The connection to `ep` (made on first use; it connects lazily and reconnects by itself).
@@ -185,6 +191,7 @@ impl RedisPool {
             host: ep.host.clone(),
             port: ep.port,
             tls: ep.tls,
+            insecure: ep.insecure,
             db: ep.db,
             username: ep.username.clone(),
             password: ep.password.as_ref().map(|p| p.expose().to_string()),
@@ -194,7 +201,7 @@ impl RedisPool {
             return Ok(c.clone());
         }
         let addr = if ep.tls {
-            ConnectionAddr::TcpTls { host: ep.host.clone(), port: ep.port, insecure: false, tls_params: None }
+            ConnectionAddr::TcpTls { host: ep.host.clone(), port: ep.port, insecure: ep.insecure, tls_params: None }
         } else {
             ConnectionAddr::Tcp(ep.host.clone(), ep.port)
         };
@@ -207,7 +214,13 @@ impl RedisPool {
             login = login.set_password(p.expose());
         }
         let info = addr.into_connection_info().map_err(err)?.set_redis_settings(login);
-        let client = redis::Client::open(info).map_err(err)?;
+        let client = match (&self.ca, ep.tls) {
+            (Some(ca), true) => {
+                redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) })
+                    .map_err(err)?
+            }
+            _ => redis::Client::open(info).map_err(err)?,
+        };
         // Few, quick retries: the collector ticks again soon, and a read must not outlive it.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))

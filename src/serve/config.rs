@@ -163,6 +163,12 @@ pub struct ServeFlags {
     #[arg(long, value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_reload_interval: Option<String>,
+    /// CA bundle, PEM, that batch triggers' Redis servers (`redisTLS: true`) are verified
+    /// against instead of the system's roots (e.g. the ca.crt of the cert-manager issuer of an
+    /// in-cluster Redis). Read at start-up. [default: the system's roots]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -240,6 +246,9 @@ pub struct Settings {
     /// How often the TLS files are re-read, so a rotated certificate is used without a restart.
     #[serde(deserialize_with = "duration")]
     pub tls_reload_interval: Duration,
+    /// CA bundle (PEM) Redis servers of batch triggers are verified against (`None`: the
+    /// system's roots).
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -270,6 +279,7 @@ impl Default for Settings {
             tls_key: None,
             tls_client_ca: None,
             tls_reload_interval: Duration::from_secs(10),
+            redis_ca_file: None,
         }
     }
 }

@@ -77,6 +77,14 @@ pub enum ServerError {
     /// The TLS files are unusable at start-up.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// `redis_ca_file` cannot be read.
+    #[error("redis_ca_file {path}: {source}")]
+    RedisCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
 }
 
 /// A running server.
@@ -95,6 +103,11 @@ impl Server {
         let (policy_defaults, latency_defaults) = settings.policy_defaults()?;
         let namespace_access = settings.namespace_access()?;
         let tls = TlsFiles::from_settings(&settings).map(ReloadableTls::load).transpose()?.map(Arc::new);
+        let redis_ca = settings
+            .redis_ca_file
+            .as_ref()
+            .map(|path| std::fs::read(path).map_err(|source| ServerError::RedisCa { path: path.clone(), source }))
+            .transpose()?;
         let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
         let http = TcpListener::bind(settings.http_addr).await.map_err(|source| ServerError::Bind { addr: settings.http_addr, source })?;
         let grpc_addr = grpc.local_addr().map_err(|source| ServerError::Bind { addr: settings.grpc_addr, source })?;
@@ -174,7 +187,7 @@ impl Server {
                 _ => None,
             },
             discovery,
-            redis: RedisPool::new(settings.scrape_timeout),
+            redis: RedisPool::new(settings.scrape_timeout, redis_ca),
         };
         let mut connect_stop = shutdown_rx.clone();
         let connect_cell = cell.clone();

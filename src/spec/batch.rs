@@ -5,8 +5,8 @@
 //! is, what counts as work, and how much work one Job takes. Key names follow KEDA's own Redis
 //! scalers where they mean the same thing (`address`, `host`, `port`, `databaseIndex`,
 //! `username`, `password`, `listName`, `stream`, `consumerGroup`). TLS to Redis is `redisTLS`,
-//! not KEDA's `enableTLS`: in an external trigger `enableTLS` already tells KEDA to reach *this
-//! scaler* over TLS. KEDA does not forward TriggerAuthentication parameters to external scalers,
+//! not KEDA's `enableTLS` (and `redisUnsafeSsl`, not `unsafeSsl`): in an external trigger those
+//! already tell KEDA how to reach *this scaler*. KEDA does not forward TriggerAuthentication parameters to external scalers,
 //! so a password comes as `passwordFromEnv` (resolved by KEDA from the Job container's env, e.g.
 //! from a Secret) or, discouraged, in plain `password`.
 
@@ -34,6 +34,7 @@ const REDIS_KEYS: &[&str] = &[
     "username",
     "password",
     "redisTLS",
+    "redisUnsafeSsl",
     "listName",
     "dataType",
     "stream",
@@ -247,9 +248,13 @@ impl BatchSpec {
         };
         let db = m.parse("databaseIndex", "a database index 0-15 or more, a whole number", |v| v.parse::<u32>().ok())?.unwrap_or(0);
         let tls = m.parse("redisTLS", "true or false", |v| v.parse::<bool>().ok())?.unwrap_or(false);
+        let insecure = m.parse("redisUnsafeSsl", "true or false", |v| v.parse::<bool>().ok())?.unwrap_or(false);
+        if insecure && !tls {
+            return Err(SpecError::Conflict { key: "redisUnsafeSsl".into(), problem: "only with redisTLS: true".into() });
+        }
         let username = m.parse("username", "a non-empty ACL user name", |v| (!v.is_empty()).then(|| v.to_string()))?;
         let password = m.parse("password", "a non-empty password", |v| (!v.is_empty()).then(|| Secret::new(v)))?;
-        Ok(RedisEndpoint { host, port, tls, db, username, password })
+        Ok(RedisEndpoint { host, port, tls, insecure, db, username, password })
     }
 
     /// The queue, and what of it counts as work.
@@ -331,6 +336,15 @@ mod tests {
         assert_eq!(endpoint.password.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{s:?}").contains("s3cret"), "a password is never printed");
         assert!(matches!(queue, Queue::Key { kind: KeyKind::SortedSet, .. }));
+        let s = BatchSpec::parse(&meta(&[
+            ("mode", "batch"),
+            ("address", "h:1"),
+            ("listName", "j"),
+            ("redisTLS", "true"),
+            ("redisUnsafeSsl", "true"),
+        ]))
+        .unwrap();
+        assert!(matches!(&s.source, QueueSource::Redis { endpoint, .. } if endpoint.insecure), "{s:?}");
     }
 
     #[test]
@@ -357,6 +371,7 @@ mod tests {
             (vec![("listName", "j"), ("port", "1")], "port", "address already carries the port"),
             (vec![("listName", "j"), ("podSelector", "app=x")], "podSelector", "unknown"),
             (vec![("listName", "j"), ("redisTLS", "yes")], "redisTLS", "true or false"),
+            (vec![("listName", "j"), ("redisUnsafeSsl", "true")], "redisUnsafeSsl", "only with redisTLS"),
             (vec![("listName", "j"), ("gpuHourPrice", "-1")], "gpuHourPrice", "positive"),
             (vec![("listName", "j"), ("gpusPerJob", "0")], "gpusPerJob", ">= 1"),
             (vec![("listName", "j"), ("watchPods", "on")], "watchPods", "true or false"),

@@ -23,6 +23,7 @@ use llm_scaler::{
 };
 use tonic::transport::Channel;
 
+pub mod prometheus;
 pub mod redis_server;
 
 /// What a fake pod answers (only some test binaries make their pods misbehave).
