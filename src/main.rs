@@ -43,6 +43,11 @@ enum Command {
     /// several scaling policies at once, in virtual time: GPU-hours, cost and SLO attainment.
     #[cfg(feature = "sim")]
     Simulate(Box<llm_scaler::sim::cli::SimulateArgs>),
+    /// A ScaledJob's stream queue drained by Spot Jobs in virtual time, under KEDA's own Redis
+    /// streams scaler (default and accurate strategies) and under llm-scaler's batch mode, on the
+    /// same items and preemptions: completion time, GPU-hours, cost, work lost.
+    #[cfg(feature = "sim")]
+    SimulateBatch(Box<llm_scaler::sim::batch::cli::SimulateBatchArgs>),
 }
 
 /// Flags override `LLM_SCALER_*` environment variables, which override the config file.
@@ -151,5 +156,9 @@ async fn main() -> anyhow::Result<()> {
         }
         #[cfg(feature = "sim")]
         Command::Simulate(a) => tokio::task::spawn_blocking(move || llm_scaler::sim::cli::run(*a)).await.context("simulate")?,
+        #[cfg(feature = "sim")]
+        Command::SimulateBatch(a) => {
+            tokio::task::spawn_blocking(move || llm_scaler::sim::batch::cli::run(*a)).await.context("simulate-batch")?
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! rendered bodies over loopback HTTP for the demo, the integration tests and the benches.
 
 pub mod accounting;
+pub mod batch;
 pub mod benchmark;
 pub mod calibration;
 pub mod capacity;

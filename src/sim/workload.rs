@@ -91,6 +91,12 @@ impl LengthDist {
         }
     }
 
+    /// `n` draws from one seeded generator (the batch simulator's item sizes).
+    pub fn sample_n(self, n: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<u32> {
+        let s = self.sampler();
+        (0..n).map(|_| s.sample(rng)).collect()
+    }
+
     /// Parses `fixed:N` or `lognormal:P50:P99[:MAX]`.
     pub fn parse(s: &str) -> Result<Self, WorkloadError> {
         let bad = || WorkloadError::Invalid(format!("length distribution \"{s}\": expected fixed:N or lognormal:P50:P99[:MAX]"));
