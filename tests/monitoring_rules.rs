@@ -4,6 +4,8 @@
 //! a broken or loosened rule file fails, and the plain-Prometheus scrape config scrapes the
 //! real scaler's `/metrics` with the labels the rules expect.
 
+#![cfg(feature = "sim")] // tests/common renders vLLM text with llm_scaler::sim::render
+
 mod common;
 
 use std::{

@@ -249,9 +249,12 @@ pub fn decide(policy: &BatchPolicy, label: &str, reading: QueueReading, ctx: &Ba
     if let Some(b) = budget_jobs.filter(|b| *b < jobs) {
         (jobs, bound) = (b, Bound::Budget);
     }
+    // Under `accurate`, KEDA counts a Job whose pod has its disruption notice as running (it
+    // still bills until it exits), so a cap leaves room for those too.
+    let noticed = ctx.pods.as_ref().map_or(0, |p| p.live.iter().filter(|n| p.disrupted_pod(n)).count() as u64);
     let work = match bound {
         Bound::Queue => queued,
-        _ if excludes_running => (jobs.saturating_sub(busy.unwrap_or(0)) as f64 * policy.target_size).min(queued),
+        _ if excludes_running => (jobs.saturating_sub(busy.unwrap_or(0) + noticed) as f64 * policy.target_size).min(queued),
         _ => (jobs as f64 * policy.target_size).min(queued),
     };
     let active = queued > policy.activation;
@@ -508,6 +511,9 @@ mod tests {
         assert_eq!((d.jobs, d.bound, d.work, d.budget_jobs), (5, Bound::Budget, 2.0, Some(5)));
         assert_eq!(d.cost_per_hour, 20.0);
         assert!(d.reason.contains("budget $20.00/h pays for 5 Jobs of $4.00/h: reporting 2"), "{}", d.reason);
+        // A Job under its Spot notice still runs (and bills) until it exits: one fewer new Job.
+        let ctx = BatchContext { pods: Some(pods(&["a", "b", "c", "d"], 3, &["d:TerminationByKubelet"])), ..now() };
+        assert_eq!(decide(&p, "s/g", busy.clone(), &ctx).work, 1.0);
         // Outstanding (default): KEDA subtracts the running Jobs itself.
         let d = decide(&BatchPolicy { count: WorkCount::Outstanding, ..p }, "s/g", busy, &now());
         assert_eq!((d.jobs, d.work), (5, 5.0));
