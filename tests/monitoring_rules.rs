@@ -451,6 +451,9 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     // The body Prometheus will scrape, as it is, must be the exposition promtool parses.
     let body = http_get(h.http_addr, "/metrics").await;
     assert!(body.contains("llm_scaler_desired_replicas{namespace=\"ai-inference\",scaledobject=\"llama\"}"), "{body}");
+    // Without an OpenMetrics Accept header the scaler answers the classic text, which
+    // `promtool check metrics` (2.42) reads and lints clean.
+    promtool_check_metrics(&body).unwrap_or_else(|e| panic!("promtool check metrics on the live /metrics: {e}\n{body}"));
     // Every scaler metric the rules read is one this scaler serves (under that exact name).
     for n in rule_metric_names().iter().filter(|n| n.starts_with("llm_scaler_") && !NOT_IN_A_FRESH_SCALERS_BODY.contains(&n.as_str())) {
         assert!(

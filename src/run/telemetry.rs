@@ -247,6 +247,18 @@ impl Metrics {
         out
     }
 
+    /// The same metrics in the classic text format 0.0.4, for readers without OpenMetrics
+    /// (`promtool check metrics`, `curl`, older agents).
+    ///
+    /// prometheus-client writes OpenMetrics only. The two differ, for what we export, in three
+    /// places: a counter family is named without `_total` in OpenMetrics (`# TYPE x counter`,
+    /// samples `x_total`) but with it in 0.0.4 (else the samples read as a second, untyped
+    /// family without help text); `# UNIT` lines exist only in OpenMetrics; and OpenMetrics ends
+    /// with `# EOF`.
+    pub fn encode_classic(&self) -> String {
+        classic_text(&self.encode())
+    }
+
     /// Records a decision.
     pub fn decision(&self, t: &TargetLabels, d: &Decision) {
         self.desired.get_or_create(t).set(i64::from(d.desired_replicas));
@@ -432,9 +444,51 @@ impl Metrics {
     }
 }
 
+/// OpenMetrics text as written by prometheus-client -> classic text 0.0.4 (see
+/// [`Metrics::encode_classic`]).
+fn classic_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .filter(|name| !name.ends_with("_total"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 16 * counters.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{tag}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classic_text_names_counter_families_with_total_and_drops_what_only_openmetrics_has() {
+        let m = Metrics::new();
+        let t = TargetLabels { namespace: "ai".into(), scaledobject: "llama".into() };
+        m.unavailable(&t);
+        let open = m.encode();
+        assert!(open.contains("# TYPE llm_scaler_unavailable_ticks counter") && open.ends_with("# EOF\n"), "{open}");
+        let classic = m.encode_classic();
+        assert!(classic.contains("# HELP llm_scaler_unavailable_ticks_total Ticks that produced no decision"), "{classic}");
+        assert!(classic.contains("# TYPE llm_scaler_unavailable_ticks_total counter"), "{classic}");
+        assert!(classic.contains("llm_scaler_unavailable_ticks_total{namespace=\"ai\",scaledobject=\"llama\"} 1"), "{classic}");
+        assert!(classic.contains("# TYPE llm_scaler_scaledobjects gauge"), "gauges keep their names: {classic}");
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
+    }
     use crate::decide::{
         forecast::ForecastMode,
         policy::{ColdStartSource, FloorReport, Outcome},

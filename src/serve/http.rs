@@ -81,8 +81,25 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+/// OpenMetrics when the scraper asks for it (Prometheus does, first in its Accept list), the
+/// classic text format 0.0.4 otherwise (`promtool check metrics`, `curl`).
+async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let open_metrics = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(accepts_open_metrics);
+    if open_metrics {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.encode_classic())
+    }
+}
+
+/// Whether an Accept header lists OpenMetrics text with a quality above zero.
+fn accepts_open_metrics(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let open = parts.next().is_some_and(|m| m.eq_ignore_ascii_case("application/openmetrics-text"));
+        let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()) == Some(0.0));
+        open && !refused
+    })
 }
 
 async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
@@ -154,4 +171,18 @@ async fn decision(State(s): State<HttpState>, Path((namespace, name)): Path<(Str
         return (StatusCode::NOT_FOUND, format!("no ScaledObject or ScaledJob {namespace}/{name} is being served\n")).into_response();
     }
     Json(v).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_gets_openmetrics_and_other_readers_the_classic_text() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(accepts_open_metrics(prometheus));
+        assert!(!accepts_open_metrics("*/*"));
+        assert!(!accepts_open_metrics("text/plain;version=0.0.4"));
+        assert!(!accepts_open_metrics("application/openmetrics-text;q=0"));
+    }
 }
