@@ -17,7 +17,7 @@ use std::{
 
 use llm_scaler::{
     fetch::redis::{Queue, RedisEndpoint, RedisPool},
-    proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
+    proto::{ScaledObjectRef, external_scaler_client::ExternalScalerClient},
     read::queue::QueueReading,
     serve::{
         config::Settings,
@@ -144,13 +144,5 @@ async fn rpcs(grpc: std::net::SocketAddr, port: u16, targets: usize, rps: f64, s
             ScaledObjectRef { name: format!("job-{t}"), namespace: "bench".into(), scaler_metadata: meta }
         })
         .collect();
-    for so in &sos {
-        let mut c = client.clone();
-        c.get_metric_spec(so.clone()).await.expect("spec");
-        let req = GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: BATCH_METRIC_NAME.into() };
-        while c.get_metrics(req.clone()).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
     support::keda_load(&client, sos, BATCH_METRIC_NAME, rps, secs).await;
 }

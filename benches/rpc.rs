@@ -10,7 +10,7 @@ mod support;
 use std::{collections::HashMap, time::Duration};
 
 use llm_scaler::{
-    proto::{GetMetricsRequest, ScaledObjectRef, external_scaler_client::ExternalScalerClient},
+    proto::{ScaledObjectRef, external_scaler_client::ExternalScalerClient},
     serve::config::Settings,
     serve::grpc::METRIC_NAME,
     serve::server::{DiscoveryMode, Server},
@@ -57,14 +57,6 @@ async fn run(fleet: support::Fleet, grpc: std::net::SocketAddr, http: std::net::
         .collect();
     // Like KEDA: one shared HTTP/2 connection per scaler address.
     let client = ExternalScalerClient::connect(url).await.expect("connect");
-    for so in &sos {
-        let mut c = client.clone();
-        c.get_metric_spec(so.clone()).await.expect("spec");
-        let req = GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: METRIC_NAME.into() };
-        while c.get_metrics(req.clone()).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
     support::keda_load(&client, sos, METRIC_NAME, rps, secs).await;
     // Server-side handler time, from the scaler's own histogram.
     let text = reqwest::get(format!("http://{http}/metrics")).await.expect("metrics").text().await.expect("text");

@@ -120,8 +120,8 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
-/// KEDA's call pattern (GetMetricSpec, GetMetrics of `metric`, IsActive, round-robin over the
-/// targets) as an open-loop load of `rps` for `secs` over one shared HTTP/2 connection; prints
+/// Once every target answers, KEDA's call pattern (GetMetricSpec, GetMetrics of `metric`,
+/// IsActive, round-robin over the targets) as an open-loop load of `rps` for `secs` over one shared HTTP/2 connection; prints
 /// the client-side latency quantiles, overall and per method.
 pub async fn keda_load(
     client: &llm_scaler::proto::external_scaler_client::ExternalScalerClient<tonic::transport::Channel>,
@@ -135,6 +135,15 @@ pub async fn keda_load(
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     };
+    // Each target answers once (its first read done) before the load starts.
+    for so in &sos {
+        let mut c = client.clone();
+        c.get_metric_spec(so.clone()).await.expect("spec");
+        let req = GetMetricsRequest { scaled_object_ref: Some(so.clone()), metric_name: metric.to_string() };
+        while c.get_metrics(req.clone()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let objects = sos.len();
     let sos = Arc::new(sos);
     let total = (rps * secs) as usize;

@@ -381,34 +381,12 @@ impl Metrics {
             let l = JobBoundLabels { namespace: t.namespace.clone(), scaledjob: t.scaledjob.clone(), bound: name };
             b.bound.get_or_create(&l).set(i64::from(d.bound == bound));
         }
-        let set_or_drop = |f: &Family<JobLabels, FGauge>, v: Option<f64>| match v {
-            Some(v) => {
-                f.get_or_create(t).set(v);
-            }
-            None => {
-                f.remove(t);
-            }
-        };
-        set_or_drop(&b.job_rate, d.job_rate);
-        set_or_drop(&b.finish, d.finish_in);
+        set_or_drop(&b.job_rate, t, d.job_rate);
+        set_or_drop(&b.finish, t, d.finish_in);
         // Late by 0 when the projection meets the deadline; no series without a deadline or a rate.
-        set_or_drop(&b.late, d.deadline_in.and(d.finish_in).map(|_| d.late_by.unwrap_or(0.0)));
-        match d.busy {
-            Some(n) => {
-                b.busy.get_or_create(t).set(n as i64);
-            }
-            None => {
-                b.busy.remove(t);
-            }
-        }
-        match &d.pods {
-            Some(p) => {
-                b.disrupted.get_or_create(t).set(p.disrupted.len() as i64);
-            }
-            None => {
-                b.disrupted.remove(t);
-            }
-        }
+        set_or_drop(&b.late, t, d.deadline_in.and(d.finish_in).map(|_| d.late_by.unwrap_or(0.0)));
+        set_or_drop(&b.busy, t, d.busy.map(|n| n as i64));
+        set_or_drop(&b.disrupted, t, d.pods.as_ref().map(|p| p.disrupted.len() as i64));
     }
 
     /// Records a failed read of a batch target's queue.
@@ -440,6 +418,22 @@ impl Metrics {
         self.rpc_duration.get_or_create(&RpcLabels { method }).observe(secs);
         if let Some(code) = code {
             self.rpc_errors.get_or_create(&RpcErrorLabels { method, code: format!("{code:?}") }).inc();
+        }
+    }
+}
+
+/// Sets the series of `t` to `v`, or drops it when `v` is unknown (unknown is not zero).
+fn set_or_drop<N, A: prometheus_client::metrics::gauge::Atomic<N> + Default>(
+    f: &Family<JobLabels, Gauge<N, A>>,
+    t: &JobLabels,
+    v: Option<N>,
+) {
+    match v {
+        Some(v) => {
+            f.get_or_create(t).set(v);
+        }
+        None => {
+            f.remove(t);
         }
     }
 }
