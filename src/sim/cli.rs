@@ -481,8 +481,10 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<()> {
         std::fs::write(p, scoreboard::json(&board)?).with_context(|| format!("writing {}", p.display()))?;
         println!("JSON report: {}", p.display());
     }
-    if let Some((d, report)) = a.plots.as_ref().zip(board.reports.first()) {
-        let files = plots::write_all(report, d).map_err(anyhow::Error::msg)?;
+    if let Some(d) = &a.plots {
+        // The axes name the source's days when the replay runs on its timeline.
+        let cal = plots::Calendar { start_s: if w.time_scale == 1.0 { w.from_s } else { 0.0 } };
+        let files = plots::write_scoreboard(&board, cal, d).map_err(anyhow::Error::msg)?;
         for f in files {
             println!("plot: {}", f.display());
         }
