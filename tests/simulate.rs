@@ -44,10 +44,55 @@ fn policies_compared_on_the_same_arrivals() {
     assert_eq!(json["policies"].as_array().unwrap().len(), 6);
     let dir = std::env::temp_dir().join(format!("llm-scaler-sim-plots-{}", std::process::id()));
     let files = sim::plots::write_all(&report, &dir).unwrap();
-    for f in files {
-        let svg = std::fs::read_to_string(&f).unwrap();
-        assert!(svg.starts_with("<svg") && svg.len() > 1000, "{}", f.display());
+    let names: Vec<String> = files.iter().filter_map(|f| Some(f.file_name()?.to_str()?.to_string())).collect();
+    assert_eq!(names, ["replicas.svg", "latency.svg", "cost_slo.svg"]);
+    let read = |name: &str| svg_texts(&std::fs::read_to_string(dir.join(name)).unwrap());
+    let (replicas, latency) = (read("replicas.svg"), read("latency.svg"));
+    for p in &report.policies {
+        // Small multiples: each policy's own row, titled with its name (no zoom on 40 minutes).
+        for texts in [&replicas, &latency] {
+            assert_eq!(texts.iter().filter(|(bold, t)| *bold && *t == p.name).count(), 1, "{}: {texts:?}", p.name);
+        }
     }
+    // The SLO line is labelled from the run's SLO on every latency panel.
+    let slo = format!("SLO {} s", cfg.slo.ttft_s);
+    assert_eq!(latency.iter().filter(|(_, t)| *t == slo).count(), report.policies.len(), "{latency:?}");
+    // Clock ticks on the shared axis (bottom row only), never "50.0 hours".
+    for texts in [&replicas, &latency] {
+        assert!(texts.iter().any(|(_, t)| t == "00:10") && texts.iter().any(|(_, t)| t == "00:30"), "{texts:?}");
+        assert!(!texts.iter().any(|(_, t)| t.ends_with("hours")), "{texts:?}");
+    }
+    // The scatter: every policy labelled, no two labels overlapping, none off the plot.
+    let scatter = sim::plots::scatter_of(&report);
+    let lay = sim::plots::scatter_layout(&scatter);
+    assert_eq!(lay.labels.len(), report.policies.len());
+    assert!(!sim::plots::labels::any_overlap(&lay.labels), "{:?}", lay.labels);
+    assert!(lay.labels.iter().all(|l| l.rect.within(&lay.frame.rect)), "{:?}", lay.labels);
+    let cost = read("cost_slo.svg");
+    for p in &report.policies {
+        assert!(cost.iter().any(|(bold, t)| *bold && *t == p.name), "{} labelled: {cost:?}", p.name);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The text elements of an SVG as (bold, content), entities decoded.
+fn svg_texts(svg: &str) -> Vec<(bool, String)> {
+    assert!(svg.starts_with("<svg"), "{svg:.200}");
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let (attrs, rest) = t.split_once('>')?;
+            let (content, _) = rest.split_once("</text>")?;
+            let content = content
+                .trim()
+                .replace("&apos;", "'")
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            Some((attrs.contains("font-weight=\"bold\""), content))
+        })
+        .collect()
 }
 
 #[test]
