@@ -193,13 +193,17 @@ pub fn y_title(area: &Area<'_>, s: &str, x: f64, y_mid: f64, px: f64) -> Drawn {
     label(area, s, (x, y_mid), &style, HPos::Center, VPos::Top)
 }
 
-/// A line of text in which the first part is bold (a name and what follows it).
+/// A line of text in which the first part is bold (a name and what follows it): two texts, the
+/// second placed by [`text::after_bold`] (SVG drops a text's leading spaces, so the gap is made
+/// by moving the rest along); [`text::bold_then_width`] is the room it takes.
 pub fn bold_then(area: &Area<'_>, bold: &str, rest: &str, (x, y): (f64, f64), px: f64, color: RGBColor) -> Drawn {
     label(area, bold, (x, y), &font(px, true, color), HPos::Left, VPos::Top)?;
-    // SVG drops a text's leading spaces: the gap is made by moving the rest along instead.
-    let trimmed = rest.trim_start();
-    let gap = if trimmed.len() < rest.len() { text::width(" ", px, false) } else { 0.0 };
-    label(area, trimmed, (x + text::width(bold, px, true) + gap, y), &font(px, false, RGBColor(40, 40, 40)), HPos::Left, VPos::Top)
+    let (dx, trimmed) = text::after_bold(bold, rest, px);
+    if trimmed.is_empty() {
+        return Ok(());
+    }
+    // Rounded up, not to the nearest pixel, so the gap is never less than measured.
+    label(area, trimmed, ((x + dx).ceil(), y), &font(px, false, RGBColor(40, 40, 40)), HPos::Left, VPos::Top)
 }
 
 #[cfg(test)]

@@ -378,12 +378,13 @@ fn draw_on(area: &Area<'_>, tl: &Timeline, fig: &Figure<'_>, lay: &Layout, zoom:
         (Some(z), Some(f)) => ticks::time_axis(z.t0, z.t1, start, f.width(), TICK_PX),
         _ => TimeAxis::default(),
     };
-    for (i, (row, lane)) in lay.rows.iter().zip(&tl.lanes).enumerate() {
+    let titles = row_titles(fig, tl, lay);
+    for (i, ((row, lane), title)) in lay.rows.iter().zip(&tl.lanes).zip(&titles).enumerate() {
         let bottom = i + 1 == lay.rows.len();
         // Where the zoom is, on the whole run.
         let band = zoom.map(|z| ((z.t0, z.t1), BLACK.mix(0.06)));
         panel(area, fig, &row.full, lane, &full_axis, band, bottom)?;
-        row_title(area, lane, &title_variants(fig, lane), &row.full)?;
+        row_title(area, lane, title, &row.full)?;
         if let (Some(z), Some(f)) = (zoom, &row.zoom) {
             // The hour the zoom is centred on.
             panel(area, fig, f, lane, &zoom_axis, z.hour.map(|h| (h, SLO_RED.mix(0.12))), bottom)?;
@@ -393,9 +394,9 @@ fn draw_on(area: &Area<'_>, tl: &Timeline, fig: &Figure<'_>, lay: &Layout, zoom:
     Ok(())
 }
 
-/// A row's title, longest first: name, setting and full summary; a shorter setting and summary;
-/// no setting.
-fn title_variants(fig: &Figure<'_>, lane: &Lane) -> Vec<String> {
+/// A row's title after its bold name, longest first, each with whether its summary is the
+/// short one: the setting and the full summary; a shorter setting and summary; no setting.
+fn title_variants(fig: &Figure<'_>, lane: &Lane) -> Vec<(String, bool)> {
     let dash = " \u{2014} ";
     let (full, short) = ((fig.summary)(lane, false), (fig.summary)(lane, true));
     match &lane.setting {
@@ -403,16 +404,28 @@ fn title_variants(fig: &Figure<'_>, lane: &Lane) -> Vec<String> {
             // "GPU 60% (tuned, closest: none met)" -> "GPU 60%, tuned".
             let brief =
                 s.split_once(" (").map_or(s.clone(), |(knob, how)| format!("{knob}, {}", how.split([',', ')']).next().unwrap_or("")));
-            vec![format!(" ({s}){dash}{full}"), format!(" ({brief}){dash}{short}"), format!("{dash}{short}")]
+            vec![(format!(" {s}{dash}{full}"), false), (format!(" {brief}{dash}{short}"), true), (format!("{dash}{short}"), true)]
         }
-        None => vec![format!("{dash}{full}"), format!("{dash}{short}")],
+        None => vec![(format!("{dash}{full}"), false), (format!("{dash}{short}"), true)],
     }
+}
+
+/// Each row's title variants for [`row_title`]. The rows' summaries read alike, so they can be
+/// compared down the column: when one row's full summary does not fit at the title size, every
+/// row gets the short one.
+fn row_titles(fig: &Figure<'_>, tl: &Timeline, lay: &Layout) -> Vec<Vec<String>> {
+    let variants: Vec<Vec<(String, bool)>> = tl.lanes.iter().map(|l| title_variants(fig, l)).collect();
+    let full_fits = |lane: &Lane, vs: &[(String, bool)], f: &Frame| {
+        vs.iter().any(|(v, short)| !short && text::bold_then_width(&lane.name, v, TITLE_PX) <= f.width())
+    };
+    let short = tl.lanes.iter().zip(&variants).zip(&lay.rows).any(|((l, vs), row)| !full_fits(l, vs, &row.full));
+    variants.into_iter().map(|vs| vs.into_iter().filter(|(_, s)| *s || !short).map(|(v, _)| v).collect()).collect()
 }
 
 /// Draws the first of `variants` (each the text after the bold name) that fits over `f` at the
 /// title size, else the last one shrunk to fit: a title never runs into the next column.
 fn row_title(area: &Area<'_>, lane: &Lane, variants: &[String], f: &Frame) -> Drawn {
-    let w = |s: &str, px: f64| text::width(&lane.name, px, true) + text::width(s, px, false);
+    let w = |s: &str, px: f64| text::bold_then_width(&lane.name, s, px);
     // Each variant at the title size, then each a little smaller, before the shortest shrinks.
     let chosen =
         [TITLE_PX, TITLE_PX - 1.5].iter().find_map(|&px| variants.iter().find(|v| w(v, px) <= f.width()).map(|v| (v.as_str(), px)));

@@ -86,7 +86,7 @@ fn label_lines(p: &Point, floor: Option<f64>) -> (String, String, String) {
 /// The size of a point's label box, pixels.
 fn label_size(p: &Point, floor: Option<f64>) -> (f64, f64) {
     let (name, setting, figures) = label_lines(p, floor);
-    let w = (text::width(&name, NAME_PX, true) + text::width(&setting, NAME_PX, false)).max(text::width(&figures, FIGURE_PX, false));
+    let w = text::bold_then_width(&name, &setting, NAME_PX).max(text::width(&figures, FIGURE_PX, false));
     (w + 2.0 * PAD, text::line_height(NAME_PX) + text::line_height(FIGURE_PX) + 2.0 * PAD)
 }
 
@@ -206,7 +206,8 @@ fn target_box(s: &str, y: f64, positions: &[(f64, f64)]) -> Rect {
     let w = text::width(s, 11.5, true) + 4.0;
     let right = Rect::at(PLOT.x1 - w - 4.0, y - 16.0, w, 14.0);
     let left = Rect::at(PLOT.x0 + 4.0, y - 16.0, w, 14.0);
-    let clear = |r: &Rect| !positions.iter().any(|&(x, y)| r.grow(10.0).overlaps(&Rect::around(x, y, 1.0)));
+    // Clear of every marker and llm-scaler's halo.
+    let clear = |r: &Rect| !positions.iter().any(|&(x, y)| r.grow(20.0).overlaps(&Rect::around(x, y, 1.0)));
     if clear(&right) || !clear(&left) { right } else { left }
 }
 
@@ -307,15 +308,17 @@ fn legend(area: &Area<'_>, s: &Scatter, (x0, y0): (f64, f64)) -> Drawn {
     let style = font(12.5, false, MUTED);
     let (mut x, mut y) = (x0, y0);
     for (m, name) in items {
-        // Room for the sample: a dash, or the marker (and llm-scaler's halo).
+        // Room for the sample: a dash, or the marker (llm-scaler's halo reaches 28 px from the
+        // entry's start; the name starts 6 px after it).
         let lead = match &m {
-            Some(p) if p.kind == Kind::Ours => 28.0,
+            Some(p) if p.kind == Kind::Ours => 34.0,
             Some(_) => 20.0,
             None => 28.0,
         };
         let w = lead + text::width(&name, 12.5, false);
         if x > x0 && x + w > WIDTH - 16.0 {
-            (x, y) = (x0, y + 21.0);
+            // Clear of the halo (16 px around its centre) above.
+            (x, y) = (x0, y + 24.0);
         }
         match m {
             Some(p) => marker(area, (x + if p.kind == Kind::Ours { 12.0 } else { 8.0 }, y), &p)?,

@@ -231,3 +231,59 @@ fn rows_keep_their_colour_across_plots_and_ours_is_always_the_same_blue() {
     let c2 = colors(&[Kind::Ours]);
     assert_eq!(c2[0], c[2]);
 }
+
+/// The text elements of an SVG with where they start: (bold, x, y, font size, content).
+fn placed_texts(svg: &str) -> Vec<(bool, f64, f64, f64, String)> {
+    let attr = |attrs: &str, name: &str| {
+        attrs.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()).and_then(|v| v.parse::<f64>().ok())
+    };
+    svg.split("<text")
+        .skip(1)
+        .zip(texts(svg))
+        .filter_map(|(t, (bold, content))| {
+            let (attrs, _) = t.split_once('>')?;
+            Some((bold, attr(attrs, "x")?, attr(attrs, "y")?, attr(attrs, "font-size")?, content))
+        })
+        .collect()
+}
+
+#[test]
+fn the_text_after_a_bold_name_starts_at_least_a_space_after_it() {
+    // Names ending in digits were measured short: "hpa-gpu60GPU 60%", "keda-queue20queue 20".
+    let r = week();
+    let kinds: Vec<Kind> = r.policies.iter().map(Kind::of_result).collect();
+    let settings: Vec<Option<String>> = r
+        .policies
+        .iter()
+        .map(|p| match p.name.as_str() {
+            "hpa-gpu70" => Some("GPU 70% (tuned, closest: none met)".into()),
+            "keda-queue5" => Some("queue 5 (tuned, closest: none met)".into()),
+            "static-15" => Some("15 replicas (bisected)".into()),
+            _ => None,
+        })
+        .collect();
+    let tl = timeline(&r, &kinds, &settings, Calendar { start_s: 7.0 * DAY }, 100, String::new());
+    let mut scatter = scatter_of(&r);
+    for (p, s) in scatter.points.iter_mut().zip(&settings) {
+        p.setting = s.clone();
+    }
+    // Every row's title over both panels; the scatter's labels with a setting.
+    let with_setting = settings.iter().flatten().count();
+    for (svg, want) in
+        [(lanes::replicas(&tl).unwrap(), 16), (lanes::latency(&tl).unwrap(), 16), (scatter::draw(&scatter).unwrap(), with_setting)]
+    {
+        let t = placed_texts(&svg);
+        let mut pairs = 0;
+        for w in t.windows(2) {
+            let ((true, x0, y0, px, name), (false, x1, y1, _, rest)) = (&w[0], &w[1]) else { continue };
+            if y0 != y1 || !r.policies.iter().any(|p| p.name == *name) {
+                continue;
+            }
+            pairs += 1;
+            // DejaVu Sans Bold, the widest sans-serif a viewer picks, plus a bold space.
+            let need = x0 + text::width(name, *px, true) + text::width(" ", *px, true);
+            assert!(*x1 >= need, "{name:?} then {rest:?}: starts at {x1}, the name ends at {need}");
+        }
+        assert_eq!(pairs, want, "names followed by their text");
+    }
+}
