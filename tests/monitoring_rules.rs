@@ -135,8 +135,7 @@ fn rule_metric_names() -> BTreeSet<String> {
 /// Names the rules read that the scaler does not export yet (the cost metrics being added);
 /// until it does, LlmScalerCostOverBudget cannot fire. And one exported only while there is
 /// a forecast (a day of history), whose name src/run/telemetry.rs's own test pins.
-const NOT_IN_A_FRESH_SCALERS_BODY: &[&str] =
-    &["llm_scaler_cost_dollars_total", "llm_scaler_cost_budget_dollars_per_hour", "llm_scaler_forecast_smape"];
+const NOT_IN_A_FRESH_SCALERS_BODY: &[&str] = &["llm_scaler_forecast_smape"];
 
 #[test]
 fn every_vllm_and_dcgm_name_the_rules_read_is_in_the_recorded_exporter_bodies() {
@@ -442,7 +441,8 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     // (its scrapes fail: llm_scaler_pod_scrape_errors_total names that vLLM pod).
     let pod = FakePod::start("llama").await;
     let mut h = Harness::start(settings(100)).await;
-    let good = so("ai-inference", "llama", &[("endpoints", endpoints(&[&pod]))]);
+    let good =
+        so("ai-inference", "llama", &[("endpoints", endpoints(&[&pod])), ("gpusPerPod", "2".into()), ("budgetPerHour", "100".into())]);
     h.wait_metric(&good, Duration::from_secs(10), |r| r.is_ok()).await.expect("a decision");
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let bad = so("ai-inference", "broken", &[("endpoints", format!("vllm-gone={dead}"))]);
@@ -528,6 +528,18 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
         assert_eq!(r["health"], "ok", "{}: {}", r["name"], r["lastError"]);
     }
     prom.wait_query("ALERTS{alertname=\"LlmScalerAbsent\"}", |r| r.is_empty()).await;
+    // The cost the over-budget rule reads: one pod x 2 GPUs x $4 = $8/h, under the $100 budget.
+    let cost = "max by (namespace, scaledobject) (rate(llm_scaler_cost_dollars_total[10s])) * 3600";
+    // (A series younger than the window reads low: wait until the window is full of it.)
+    let near_8 = |r: &[Value]| {
+        r.iter().any(|x| {
+            x["metric"]["scaledobject"] == "llama"
+                && x["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| (v - 8.0).abs() < 0.8)
+        })
+    };
+    prom.wait_query(cost, near_8).await;
+    let b = prom.wait_query("llm_scaler_cost_budget_dollars_per_hour", |r| !r.is_empty()).await;
+    assert_eq!(b[0]["value"][1], "100", "{b:?}");
     drop(prom);
     h.stop().await;
 }

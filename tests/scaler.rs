@@ -562,3 +562,62 @@ async fn idle_scaledobjects_stop_being_scraped() {
     h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
     h.stop().await;
 }
+
+/// The cost view of one ScaledObject in `/api/v1/decisions`.
+fn cost_of(decisions: &str, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(decisions).expect("decisions JSON");
+    let so = v["scaledobjects"].as_array().expect("scaledobjects").iter().find(|s| s["name"] == name).cloned();
+    so.map(|s| s["cost"].clone()).unwrap_or_else(|| panic!("{name} not in {decisions}"))
+}
+
+#[tokio::test]
+async fn the_fleets_cost_is_metered_at_gpus_per_pod_and_shown_as_unknown_naming_the_key_without_it() {
+    let (a, b) = (FakePod::start("llama").await, FakePod::start("llama").await);
+    let mut h = Harness::start(settings(100)).await;
+    let priced = so(
+        "ai",
+        "priced",
+        &[("endpoints", endpoints(&[&a, &b])), ("gpusPerPod", "2".into()), ("gpuHourPrice", "3".into()), ("budgetPerHour", "50".into())],
+    );
+    let unpriced = so("ai", "unpriced", &[("endpoints", endpoints(&[&a]))]);
+    h.wait_metric(&priced, T, |r| r.is_ok()).await.unwrap();
+    h.wait_metric(&unpriced, T, |r| r.is_ok()).await.unwrap();
+    // Tokens flow on pod a: the meter counts what was served after it first saw the counters.
+    let deadline = tokio::time::Instant::now() + T;
+    let cost = loop {
+        a.update(|v| v.engines[0].generation_tokens += 1_000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let c = cost_of(&h.decisions().await, "priced");
+        if c["tokens_total"].as_f64().is_some_and(|t| t >= 2_000.0) && c["dollars_total"].as_f64().is_some_and(|d| d > 0.0) {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no tokens or dollars metered: {c}");
+    };
+    assert_eq!(cost["state"], "known", "{cost}");
+    assert_eq!((cost["gpus"].as_u64(), cost["dollars_per_hour"].as_f64()), (Some(4), Some(12.0)), "2 pods x 2 GPUs x $3: {cost}");
+    assert_eq!(cost["budget_dollars_per_hour"].as_f64(), Some(50.0));
+    assert!(cost["dollars_per_1k_tokens"].as_f64().is_some_and(|p| p > 0.0), "{cost}");
+    let unknown = cost_of(&h.decisions().await, "unpriced");
+    assert_eq!(unknown["state"], "unknown", "{unknown}");
+    assert!(unknown["reason"].as_str().is_some_and(|r| r.contains("gpusPerPod")), "{unknown}");
+
+    let body = http_get(h.http_addr, "/metrics").await;
+    assert!(body.contains("llm_scaler_gpus_provisioned{namespace=\"ai\",scaledobject=\"priced\"} 4"), "{body}");
+    assert!(body.contains("llm_scaler_cost_budget_dollars_per_hour{namespace=\"ai\",scaledobject=\"priced\"} 50"), "{body}");
+    assert!(!body.contains("llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"unpriced\"}"), "{body}");
+    assert!(!body.contains("llm_scaler_gpus_provisioned{namespace=\"ai\",scaledobject=\"unpriced\"}"), "unknown is not 0 GPUs: {body}");
+
+    // What cannot be priced is refused naming the key.
+    let ep = endpoints(&[&a]);
+    for (meta, key) in [
+        (vec![("endpoints", ep.clone()), ("gpusPerPod", "1".into()), ("gpuHourPrice", "$4".into())], "gpuHourPrice"),
+        (vec![("endpoints", ep.clone()), ("gpusPerPod", "1".into()), ("gpuHourPrice", "-1".into())], "gpuHourPrice"),
+        (vec![("endpoints", ep.clone()), ("gpusPerPod", "0".into())], "gpusPerPod"),
+        (vec![("endpoints", ep.clone()), ("budgetPerHour", "50".into())], "gpusPerPod"),
+    ] {
+        let e = h.client.get_metric_spec(so("ai", "bad-cost", &meta)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{meta:?}");
+        assert!(e.message().contains(&format!("\"{key}\"")), "{meta:?}: {}", e.message());
+    }
+    h.stop().await;
+}

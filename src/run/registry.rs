@@ -142,6 +142,7 @@ impl Registry {
                 kube_enabled: s.discovery.finds_pods(),
                 namespace_access: &s.namespace_access,
                 dcgm_selector: &s.dcgm_selector,
+                gpu_hour_price: s.gpu_hour_price,
             },
         )?;
         let mut w = self.targets.write().unwrap_or_else(|p| p.into_inner());

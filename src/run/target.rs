@@ -51,6 +51,8 @@ pub struct Shared {
     pub namespace_access: NamespaceAccess,
     /// `--dcgm-selector`: the cluster's dcgm-exporter pods.
     pub dcgm_selector: String,
+    /// `gpu_hour_price`: the default of `gpuHourPrice`.
+    pub gpu_hour_price: f64,
     /// Pod discovery.
     pub discovery: Discovery,
     /// HTTP client.

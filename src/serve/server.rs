@@ -178,6 +178,7 @@ impl Server {
             allow_static_endpoints: settings.allow_static_endpoints,
             namespace_access,
             dcgm_selector: settings.dcgm_selector.clone(),
+            gpu_hour_price: settings.gpu_hour_price,
             scraper,
             limiter: Arc::new(tokio::sync::Semaphore::new(settings.scrape_concurrency)),
             metrics: metrics.clone(),
