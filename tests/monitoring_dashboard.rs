@@ -519,6 +519,14 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_
         failures.join("\n"),
         common::http_get(h.http_addr, "/metrics").await
     );
+    // The check is not vacuous: a misspelt name, or another ScaledObject, returns nothing.
+    for broken in [
+        "max(llm_scaler_desired_replica{namespace=\"$namespace\", scaledobject=\"$scaledobject\"})",
+        "max(llm_scaler_desired_replicas{namespace=\"$namespace\", scaledobject=\"another\"})",
+    ] {
+        let answer = prom.query(&substitute(broken)).await.unwrap_or_else(|e| panic!("{broken}: {e}"));
+        assert!(!has_finite_sample(&answer), "{broken} returned data: {answer}");
+    }
 
     // And what some panels show is the test fleet's truth: its pods only (not the other
     // fleet's), its size, its SLO, its GPUs and their price.
