@@ -22,6 +22,7 @@ use crate::{
     discovery::kube::PodWatch,
     read::queue::QueueMetricExtractor,
     run::{
+        cost::{self, Spend},
         job_pods::job_pods,
         target::{Presence, Shared, TargetKey},
         telemetry::JobLabels,
@@ -45,6 +46,8 @@ pub struct BatchTarget {
     pub pods: Option<PodWatch>,
     /// What one Job does per second, learned from the queue's drain.
     drain: Mutex<DrainRate>,
+    /// What the Job pods on nodes cost so far (with `watchPods`).
+    spend: Mutex<Spend>,
 }
 
 impl BatchTarget {
@@ -58,6 +61,7 @@ impl BatchTarget {
             presence: Arc::default(),
             pods,
             drain: Mutex::default(),
+            spend: Mutex::new(Spend::new(cost::max_gap(stale_after))),
         }
     }
 
@@ -71,6 +75,7 @@ impl BatchTarget {
 struct Latest {
     decision: Option<(Instant, Arc<BatchDecision>)>,
     last_error: Option<String>,
+    spent: Option<f64>,
 }
 
 /// The latest decision of a batch target, as the RPCs read it.
@@ -98,6 +103,11 @@ impl BatchStore {
         self.active.send_if_modified(|cur| std::mem::replace(cur, active) != active);
     }
 
+    /// Notes what the Job pods cost so far (`None` while their pods are not known).
+    pub fn record_spend(&self, dollars: Option<f64>) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).spent = dollars;
+    }
+
     /// Notes a failed read; the previous decision is served until it goes stale.
     pub fn record_problem(&self, why: String) {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).last_error = Some(why);
@@ -111,6 +121,7 @@ impl BatchStore {
             age_seconds: r.decision.as_ref().map(|(at, _)| now.saturating_duration_since(*at).as_secs_f64()),
             fresh: r.decision.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) <= self.stale_after),
             last_error: r.last_error.clone(),
+            dollars_total: r.spent,
         }
     }
 
@@ -149,6 +160,10 @@ pub struct BatchView {
     pub fresh: bool,
     /// The latest failed read, if the last read failed.
     pub last_error: Option<String>,
+    /// Dollars the Job pods on nodes cost since this scaler began watching them: pods x GPUs
+    /// per Job x `gpuHourPrice` (the Spot price), integrated tick by tick; `None` without
+    /// `watchPods` or before the pods are listed (unknown, not free).
+    pub dollars_total: Option<f64>,
 }
 
 /// Reads the queue every interval until the target expires.
@@ -189,6 +204,7 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
         }
         Some(job_pods(w.pods().iter().map(|p| p.as_ref())))
     });
+    charge(shared, target, pods.as_ref().map(|p| p.on_nodes));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let job_rate = target.drain.lock().unwrap_or_else(|p| p.into_inner()).per_job();
     let ctx = BatchContext { now, pods, job_rate };
@@ -220,4 +236,23 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
             target.store.record_problem(e);
         }
     }
+}
+
+/// Charges the Job pods on nodes for the interval since the last tick, at the Spot price of
+/// their GPUs. Without their pods (no `watchPods`, not listed yet) the cost is unknown: its
+/// series is dropped and the interval is not charged.
+fn charge(shared: &Shared, target: &BatchTarget, on_nodes: Option<u32>) {
+    let now = Instant::now().saturating_duration_since(shared.origin);
+    let spent = {
+        let mut spend = target.spend.lock().unwrap_or_else(|p| p.into_inner());
+        match on_nodes {
+            Some(n) => Some(spend.charge(now, f64::from(n) * target.spec.policy.cost.job_hour())),
+            None => {
+                spend.interrupt();
+                None
+            }
+        }
+    };
+    shared.metrics.batch_spend(&target.labels(), spent);
+    target.store.record_spend(spent);
 }

@@ -55,14 +55,58 @@ pub struct CostNow {
     pub budget_dollars_per_hour: Option<f64>,
 }
 
+/// The longest interval between two counts that is charged: a scaler that missed counts for
+/// longer (paused, overloaded) does not guess what ran meanwhile.
+pub fn max_gap(stale_after: Duration) -> Duration {
+    stale_after.max(Duration::from_secs(300))
+}
+
+/// Dollars spent at a rate that is counted now and then (a serving fleet's GPUs, a ScaledJob's
+/// Job pods): each interval is charged at the rate counted at its start. An interval longer
+/// than `max_gap` (counts missed, the scaler paused) or after an interruption is not charged:
+/// an unseen interval is not guessed at.
+#[derive(Debug, Clone)]
+pub struct Spend {
+    max_gap: Duration,
+    /// When the rate was last counted, and the rate (dollars per hour).
+    last: Option<(Duration, f64)>,
+    dollars: f64,
+}
+
+impl Spend {
+    /// Nothing spent yet.
+    pub fn new(max_gap: Duration) -> Self {
+        Spend { max_gap, last: None, dollars: 0.0 }
+    }
+
+    /// The rate counted at `now`; returns the dollars spent so far.
+    pub fn charge(&mut self, now: Duration, dollars_per_hour: f64) -> f64 {
+        if let Some((at, rate)) = self.last {
+            let dt = now.saturating_sub(at);
+            if dt <= self.max_gap {
+                self.dollars += rate * dt.as_secs_f64() / 3600.0;
+            }
+        }
+        self.last = dollars_per_hour.is_finite().then_some((now, dollars_per_hour.max(0.0)));
+        self.dollars
+    }
+
+    /// The rate could not be counted: the interval up to the next count is not charged.
+    pub fn interrupt(&mut self) {
+        self.last = None;
+    }
+
+    /// Dollars spent so far.
+    pub fn total(&self) -> f64 {
+        self.dollars
+    }
+}
+
 /// One fleet's running cost and tokens.
 #[derive(Debug)]
 pub struct CostMeter {
     spec: CostSpec,
-    max_gap: Duration,
-    /// When the GPUs were last counted, and how many.
-    last: Option<(Duration, u32)>,
-    dollars: f64,
+    spend: Spend,
     tokens: f64,
     /// Each pod's last token counter.
     pod_tokens: HashMap<String, f64>,
@@ -77,9 +121,7 @@ impl CostMeter {
     pub fn new(spec: CostSpec, max_gap: Duration) -> Self {
         CostMeter {
             spec,
-            max_gap,
-            last: None,
-            dollars: 0.0,
+            spend: Spend::new(max_gap),
             tokens: 0.0,
             pod_tokens: HashMap::new(),
             recent: VecDeque::new(),
@@ -101,7 +143,7 @@ impl CostMeter {
         let gpus = match self.gpus(pods) {
             Ok(g) => g,
             Err(reason) => {
-                self.last = None;
+                self.spend.interrupt();
                 self.recent.clear();
                 let new = self.unknown_because.as_ref() != Some(&reason);
                 self.unknown_because = Some(reason.clone());
@@ -109,22 +151,17 @@ impl CostMeter {
             }
         };
         self.unknown_because = None;
-        if let Some((at, before)) = self.last {
-            let dt = now.saturating_sub(at);
-            if dt <= self.max_gap {
-                self.dollars += f64::from(before) * self.spec.gpu_hour_price * dt.as_secs_f64() / 3600.0;
-            }
-        }
-        self.last = Some((now, gpus));
-        self.recent.push_back((now, self.dollars, self.tokens));
+        let dollars_per_hour = f64::from(gpus) * self.spec.gpu_hour_price;
+        let dollars = self.spend.charge(now, dollars_per_hour);
+        self.recent.push_back((now, dollars, self.tokens));
         while self.recent.front().is_some_and(|(at, ..)| now.saturating_sub(*at) > PER_TOKEN_WINDOW) {
             self.recent.pop_front();
         }
         let known = CostReading::Known(CostNow {
             gpus,
             gpu_hour_price: self.spec.gpu_hour_price,
-            dollars_per_hour: f64::from(gpus) * self.spec.gpu_hour_price,
-            dollars_total: self.dollars,
+            dollars_per_hour,
+            dollars_total: dollars,
             tokens_total: self.tokens,
             dollars_per_1k_tokens: self.per_1k_tokens(),
             budget_dollars_per_hour: self.spec.budget_per_hour,
@@ -134,7 +171,7 @@ impl CostMeter {
 
     /// A count failed (discovery): the interval up to the next count is not charged.
     pub fn interrupted(&mut self) {
-        self.last = None;
+        self.spend.interrupt();
         self.recent.clear();
     }
 
@@ -208,6 +245,21 @@ mod tests {
     }
 
     const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn spend_charges_each_interval_at_the_rate_counted_at_its_start_and_skips_what_it_did_not_see() {
+        let mut s = Spend::new(S(60));
+        assert_eq!(s.charge(S(0), 3.6), 0.0);
+        assert!((s.charge(S(10), 7.2) - 0.01).abs() < 1e-12, "10 s at $3.60/h");
+        assert!((s.charge(S(20), 0.0) - 0.03).abs() < 1e-12, "then 10 s at $7.20/h");
+        s.charge(S(30), 3.6);
+        s.interrupt();
+        assert!((s.charge(S(40), 3.6) - 0.03).abs() < 1e-12, "30..40 s was not counted at its end: not charged");
+        assert!((s.charge(S(200), 3.6) - 0.03).abs() < 1e-12, "160 s without a count is over the 60 s gap");
+        assert!((s.charge(S(210), f64::NAN) - 0.04).abs() < 1e-12);
+        assert!((s.charge(S(220), 3.6) - 0.04).abs() < 1e-12, "an interval begun at no rate is not charged");
+        assert!((s.total() - 0.04).abs() < 1e-12);
+    }
 
     #[test]
     fn ready_and_starting_pods_are_charged_at_their_own_gpus_and_draining_ones_are_not() {

@@ -178,6 +178,7 @@ struct BatchMetrics {
     late: Family<JobLabels, FGauge>,
     disrupted: Family<JobLabels, Gauge>,
     read_errors: Family<JobLabels, Counter>,
+    dollars: Family<JobLabels, FCounter>,
 }
 
 const BOUNDS: [(crate::decide::batch::Bound, &str); 3] = {
@@ -241,6 +242,11 @@ impl Metrics {
         registry.register("batch_deadline_late_seconds", "How far the projected finish lands after the deadline", b.late.clone());
         registry.register("batch_disrupted_pods", "The ScaledJob's pods with a DisruptionTarget condition", b.disrupted.clone());
         registry.register("batch_read_errors", "Failed reads of a ScaledJob's queue", b.read_errors.clone());
+        registry.register(
+            "batch_cost_dollars",
+            "Cost of the ScaledJob's Job pods on nodes (x GPUs per Job x gpuHourPrice) since this scaler began watching them",
+            b.dollars.clone(),
+        );
         registry.register("desired_replicas", "Replicas the latest decision asks for", m.desired.clone());
         registry.register("current_replicas", "Ready plus starting pods at the latest decision", m.current.clone());
         registry.register("demand_replicas", "Blended demand in replicas at target, before the peak factor", m.demand.clone());
@@ -500,6 +506,16 @@ impl Metrics {
         set_or_drop(&b.disrupted, t, d.pods.as_ref().map(|p| p.disrupted.len() as i64));
     }
 
+    /// Records what a batch target's Job pods cost so far; unknown (no pod watch) drops it.
+    pub fn batch_spend(&self, t: &JobLabels, dollars: Option<f64>) {
+        match dollars {
+            Some(total) => raise_to(&self.batch.dollars, t, total),
+            None => {
+                self.batch.dollars.remove(t);
+            }
+        }
+    }
+
     /// Records a failed read of a batch target's queue.
     pub fn batch_read_error(&self, t: &JobLabels) {
         self.batch.read_errors.get_or_create(t).inc();
@@ -514,6 +530,7 @@ impl Metrics {
         for f in [&b.orphaned, &b.jobs_wanted, &b.jobs, &b.busy, &b.disrupted] {
             f.remove(t);
         }
+        b.dollars.remove(t);
         for (_, bound) in BOUNDS {
             b.bound.remove(&JobBoundLabels { namespace: t.namespace.clone(), scaledjob: t.scaledjob.clone(), bound });
         }
@@ -550,7 +567,7 @@ where
 }
 
 /// Raises the counter of `t` to `total` (a counter only goes up: a lower total is ignored).
-fn raise_to(f: &Family<TargetLabels, FCounter>, t: &TargetLabels, total: f64) {
+fn raise_to<L: Clone + std::hash::Hash + Eq>(f: &Family<L, FCounter>, t: &L, total: f64) {
     let c = f.get_or_create(t);
     let by = total - c.get();
     if by > 0.0 {
@@ -667,6 +684,21 @@ mod tests {
         let text = m.encode_classic();
         assert!(text.contains("llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"llama\"} 2.0"), "{text}");
         assert!(!text.contains("llm_scaler_cost_per_1k_tokens_dollars{"), "idle: undefined, not zero\n{text}");
+    }
+
+    #[test]
+    fn a_scaledjobs_spend_is_a_dollars_total_counter_absent_while_its_pods_are_unknown() {
+        let m = Metrics::new();
+        let t = JobLabels { namespace: "batch".into(), scaledjob: "embed".into() };
+        let series = "llm_scaler_batch_cost_dollars_total{namespace=\"batch\",scaledjob=\"embed\"}";
+        m.batch_spend(&t, Some(0.25));
+        let text = m.encode_classic();
+        assert!(text.contains(&format!("{series} 0.25")) && text.contains("# TYPE llm_scaler_batch_cost_dollars_total counter"), "{text}");
+        m.batch_spend(&t, None);
+        assert!(!m.encode_classic().contains(series), "unknown is not $0");
+        m.batch_spend(&t, Some(0.5));
+        m.forget_batch(&t);
+        assert!(!m.encode_classic().contains(series), "a ScaledJob no longer read leaves no series");
     }
 
     #[test]
