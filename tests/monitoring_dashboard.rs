@@ -456,15 +456,8 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_
     let cfg = dir.0.join("prometheus.yml");
     std::fs::write(&cfg, serde_json::to_string_pretty(&config).expect("json")).expect("write prometheus.yml");
     let prom = PrometheusServer::start(&cfg, &dir.0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let up = prom.query("sum(up)").await;
-        if up.as_ref().is_ok_and(|d| d["result"][0]["value"][1].as_str().and_then(|v| v.parse::<usize>().ok()) == Some(PODS + 2)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Prometheus does not scrape every target: {up:?}\n{}", prom.log());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Every target scraped: the pods and the scaler.
+    prom.wait_query("sum(up)", |r| r.first().and_then(|x| x["value"][1].as_str()?.parse::<usize>().ok()) == Some(PODS + 2)).await;
     let scraping_since = now_unix();
 
     // The variables, as Grafana fills them: label_values(...) through the labels API.

@@ -11,13 +11,16 @@ mod common;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use common::{
     FakePod, Harness, endpoints, http_get,
-    prometheus::{prometheus_bins, promtool_check_config, promtool_check_metrics, promtool_check_rules, promtool_test_rules, repo_root},
+    prometheus::{
+        PrometheusServer, prometheus_bins, promtool_check_config, promtool_check_metrics, promtool_check_rules, promtool_test_rules,
+        repo_root,
+    },
     settings, so,
 };
 use serde_json::Value;
@@ -370,71 +373,6 @@ fn the_plain_scrape_config_passes_promtool_check_config_with_its_rules() {
     assert_eq!(yaml(&monitoring("prometheus-scrape.yaml"))["rule_files"], serde_json::json!(["rules.yaml"]));
 }
 
-/// A Prometheus server on a free loopback port, killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: std::net::SocketAddr,
-    dir: TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(dir: TempDir, config: &Path) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let log = std::fs::File::create(dir.0.join("prometheus.log")).expect("log");
-        let child = Command::new(prometheus_bins().prometheus)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.0.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus { child, addr, dir }
-    }
-
-    /// Polls an instant query until `pred` holds for its result vector (or panics after 30 s).
-    async fn wait_query(&self, q: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let path = format!("/api/v1/query?query={}", percent(q));
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Ok(body) = tokio::time::timeout(Duration::from_secs(2), try_get(self.addr, &path)).await.unwrap_or(Err(())) {
-                if let Ok(v) = serde_json::from_str::<Value>(&body)
-                    && let Some(r) = v["data"]["result"].as_array()
-                    && pred(r)
-                {
-                    return r.clone();
-                }
-                last = body;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let log = std::fs::read_to_string(self.dir.0.join("prometheus.log")).unwrap_or_default();
-        panic!("query {q}: condition not met within 30 s; last answer {last}\nprometheus log:\n{log}");
-    }
-}
-
-async fn try_get(addr: std::net::SocketAddr, path: &str) -> Result<String, ()> {
-    let r = reqwest::Client::new().get(format!("http://{addr}{path}")).send().await.map_err(|_| ())?;
-    r.text().await.map_err(|_| ())
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_with_the_labels_the_rules_use() {
     // The scaler with two ScaledObjects: one healthy, one whose only pod refuses connections
@@ -491,7 +429,7 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     std::fs::write(&targets, targets_json.to_string()).expect("targets");
     let cfg = dir.0.join("prometheus.yml");
     std::fs::write(&cfg, scrape_config_with_file_sd(&targets, &monitoring("rules.yaml"), "1s")).expect("cfg");
-    let prom = Prometheus::start(dir, &cfg);
+    let prom = PrometheusServer::start(&cfg, &dir.0);
 
     // Exactly one target, up, on the port the annotation names.
     let up = prom.wait_query("up{job=\"llm-scaler\"}", |r| r.len() == 1 && r[0]["value"][1] == "1").await;
@@ -516,15 +454,13 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     assert!((v - 1.0).abs() < 1e-6, "every scrape of the broken ScaledObject fails: {s:?}");
 
     // The rules are loaded and evaluate without errors; the scaler is not absent.
-    let body = try_get(prom.addr, "/api/v1/rules").await.expect("rules api");
-    let v: Value = serde_json::from_str(&body).expect("json");
+    let rules = prom.api("/api/v1/rules").await.expect("rules api");
     let loaded: Vec<&Value> =
-        v["data"]["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")).collect();
-    assert_eq!(loaded.len(), alerts().len(), "{body}");
+        rules["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")).collect();
+    assert_eq!(loaded.len(), alerts().len(), "{rules}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let body = try_get(prom.addr, "/api/v1/rules").await.expect("rules api");
-    let v: Value = serde_json::from_str(&body).expect("json");
-    for r in v["data"]["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")) {
+    let rules = prom.api("/api/v1/rules").await.expect("rules api");
+    for r in rules["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")) {
         assert_eq!(r["health"], "ok", "{}: {}", r["name"], r["lastError"]);
     }
     prom.wait_query("ALERTS{alertname=\"LlmScalerAbsent\"}", |r| r.is_empty()).await;
@@ -541,6 +477,7 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     let b = prom.wait_query("llm_scaler_cost_budget_dollars_per_hour", |r| !r.is_empty()).await;
     assert_eq!(b[0]["value"][1], "100", "{b:?}");
     drop(prom);
+    drop(dir);
     h.stop().await;
 }
 

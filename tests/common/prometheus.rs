@@ -176,6 +176,28 @@ impl PrometheusServer {
         self.api(&format!("/api/v1/query?query={}", percent_encode(q))).await
     }
 
+    /// Polls an instant query until `pred` holds for its result vector, and returns it (or
+    /// panics after 30 s with the last answer and the server's log).
+    pub async fn wait_query(&self, q: &str, pred: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            match self.query(q).await {
+                Ok(data) => {
+                    if let Some(r) = data["result"].as_array()
+                        && pred(r)
+                    {
+                        return r.clone();
+                    }
+                    last = data.to_string();
+                }
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("query {q}: condition not met within 30 s; last answer {last}\nprometheus log:\n{}", self.log());
+    }
+
     /// `/api/v1/query_range` from `start` to `end` (unix seconds) every `step` seconds.
     pub async fn query_range(&self, q: &str, start: f64, end: f64, step: f64) -> Result<serde_json::Value, String> {
         self.api(&format!("/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}", percent_encode(q))).await
