@@ -83,14 +83,15 @@ struct StatusArgs {
     #[arg(short, long, value_enum, default_value = "table")]
     output: status::Output,
     /// Keep reading: on a terminal the table is redrawn every --interval; into a pipe or file it
-    /// is printed again (JSON: one line) only when a row changed, each table after a time line.
+    /// is printed again (JSON: one line) only when a row's replicas, signal, outcome, state or
+    /// cost per hour changed, each table after a time line.
     #[arg(short, long)]
     watch: bool,
-    /// How often --watch reads.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    /// How often --watch reads (at least 100ms).
+    #[arg(long, default_value = "2s", value_parser = watch_interval)]
     interval: Duration,
     /// How long one request may take.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = request_timeout)]
     timeout: Duration,
 }
 
@@ -148,31 +149,53 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// `llm-scaler status`: one read, or `--watch`.
 async fn status(a: StatusArgs) -> anyhow::Result<()> {
     let client = Client::new(&a.addr, a.timeout)?;
-    let scope = Scope::new(a.namespace, a.name)?;
-    if !a.watch {
-        let status = client.fetch(&scope).await?;
-        print!("{}", status.render(a.output, false));
-        if status.is_empty() && a.output != Output::Json {
-            eprintln!("{}", nothing_served(&scope));
+    let scope = Scope::new(a.namespace.clone(), a.name.clone())?;
+    let result = if a.watch {
+        // One signal future for the whole watch, raced against each read and print: a Ctrl-C
+        // that lands while a request is in flight still ends it.
+        let stop = wait_for_signal();
+        tokio::pin!(stop);
+        tokio::select! {
+            r = watch(&client, &scope, &a) => r,
+            _ = &mut stop => Ok(()),
         }
-        return Ok(());
+    } else {
+        once(&client, &scope, a.output).await
+    };
+    match result {
+        // `llm-scaler status | head`: the reader left, which is not an error of ours.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => Ok(()),
+        r => r,
     }
+}
+
+async fn once(client: &Client, scope: &Scope, output: Output) -> anyhow::Result<()> {
+    let status = client.fetch(scope).await?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", status.render(output, false))?;
+    out.flush()?;
+    if status.is_empty() && output != Output::Json {
+        eprintln!("{}", nothing_served(scope));
+    }
+    Ok(())
+}
+
+/// Reads every `--interval` until stopped: on a terminal the table is redrawn each time; into a
+/// pipe it is printed when a row's material values changed ([`Status::material`]).
+async fn watch(client: &Client, scope: &Scope, a: &StatusArgs) -> anyhow::Result<()> {
     let tty = std::io::stdout().is_terminal();
     let mut shown: Option<Status> = None;
     let mut failing: Option<String> = None;
     let mut ticker = tokio::time::interval(a.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = wait_for_signal() => return Ok(()),
-        }
+        ticker.tick().await;
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
-        match client.fetch(&scope).await {
+        match client.fetch(scope).await {
             Ok(status) => {
                 failing = None;
                 let text = if status.is_empty() && a.output != Output::Json {
-                    format!("{}\n", nothing_served(&scope))
+                    format!("{}\n", nothing_served(scope))
                 } else {
                     status.render(a.output, true)
                 };
@@ -180,12 +203,12 @@ async fn status(a: StatusArgs) -> anyhow::Result<()> {
                 if tty {
                     // Home and clear, then the table under a line saying where and when.
                     write!(out, "\x1b[H\x1b[2J{} at {now}, every {}\n\n{text}", a.addr, humantime::format_duration(a.interval))?;
-                } else if shown.as_ref() != Some(&status.without_ages()) {
+                } else if shown.as_ref() != Some(&status.material()) {
                     if a.output != Output::Json {
                         writeln!(out, "# {now}")?;
                     }
                     write!(out, "{text}")?;
-                    shown = Some(status.without_ages());
+                    shown = Some(status.material());
                 }
                 out.flush()?;
             }
@@ -199,6 +222,24 @@ async fn status(a: StatusArgs) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `--interval`: a duration of at least 100 ms (a zero period would spin, and tokio refuses it).
+fn watch_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{s:?} is too short: at least 100ms"));
+    }
+    Ok(d)
+}
+
+/// `--timeout`: a duration above zero.
+fn request_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("0s would refuse every answer: expected a duration above zero".into());
+    }
+    Ok(d)
 }
 
 fn nothing_served(scope: &Scope) -> String {

@@ -11,6 +11,7 @@ use std::{
 };
 
 use common::*;
+use llm_scaler::serve::config::Settings;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_llm-scaler");
@@ -181,7 +182,8 @@ async fn status(args: &[&str]) -> (bool, String, String) {
 async fn status_prints_each_fleets_replicas_signal_cost_age_and_reason_like_kubectl_get_hpa() {
     let (a, b) = (FakePod::start("llama").await, FakePod::start("llama").await);
     a.update(|v| v.engines[0].waiting = 40);
-    let mut h = Harness::start(settings(100)).await;
+    // Decisions stay fresh for 5 s: a slow tick on a busy machine must not turn a row stale.
+    let mut h = Harness::start(Settings { stale_intervals: 50, ..settings(100) }).await;
     let priced = so(
         "ai",
         "llama",
@@ -221,6 +223,30 @@ async fn status_prints_each_fleets_replicas_signal_cost_age_and_reason_like_kube
     let (ok, wide, _) = status(&["--addr", &addr, "-o", "wide"]).await;
     assert!(ok && wide.lines().next().unwrap().contains("OUTCOME") && wide.contains("scale_up"), "{wide}");
 
+    // A ScaledJob (its queue: the first pod's waiting requests, 40) gets a table of its own.
+    let job = so(
+        "batch",
+        "embed",
+        &[
+            ("mode", "batch".into()),
+            ("source", "prometheus".into()),
+            ("metricsUrl", format!("http://{}/metrics", a.addr)),
+            ("metricName", "vllm:num_requests_waiting".into()),
+            ("targetSize", "10".into()),
+        ],
+    );
+    h.wait_batch_work(&job, |r| r.as_ref().is_ok_and(|w| *w == 40.0)).await.unwrap();
+    let (ok, table, err) = status(&["--addr", &addr]).await;
+    assert!(ok, "{err}");
+    let (_, jobs) = table.split_once("\n\n").unwrap_or_else(|| panic!("a second table:\n{table}"));
+    let jobs: Vec<Vec<String>> = jobs.lines().map(&cells).collect();
+    assert_eq!(jobs[0], ["NAMESPACE", "SCALEDJOB", "JOBS", "WANTED", "BOUND", "COST/H", "AGE", "REASON"], "{table}");
+    // 40 / 10 per Job = 4 Jobs at the default Spot price, $1.80 per GPU-hour.
+    assert_eq!(&jobs[1][..6], ["batch", "embed", "4", "4", "queue", "$7.20"], "{table}");
+    let (ok, json, _) = status(&["--addr", &addr, "-n", "batch", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(ok && v["scaledjobs"][0]["answer"]["work"] == 40.0 && v["scaledobjects"] == serde_json::json!([]), "{json}");
+
     // Mistakes say what is wrong, and exit non-zero.
     let (ok, _, err) = status(&["--addr", &addr, "-n", "ai", "nope"]).await;
     assert!(!ok && err.contains("HTTP 404") && err.contains("ai/nope"), "{err}");
@@ -233,6 +259,8 @@ async fn status_prints_each_fleets_replicas_signal_cost_age_and_reason_like_kube
     assert!(!ok && err.contains(&format!("GET http://127.0.0.1:{closed}/api/v1/decisions")) && err.contains("llm-scaler serve"), "{err}");
     let (ok, _, err) = status(&["--addr", &format!("https://{addr}")]).await;
     assert!(!ok && err.contains("plain http://"), "{err}");
+    let (ok, _, err) = status(&["--addr", &addr, "--watch", "--interval", "0s"]).await;
+    assert!(!ok && err.contains("at least 100ms"), "{err}");
 
     // --watch into a pipe prints a table again when a row changes (not for the age alone).
     let mut watch = Proc(

@@ -168,8 +168,14 @@ impl Client {
     /// when a proxy serves the API under one).
     pub fn new(addr: &str, timeout: Duration) -> Result<Client, StatusError> {
         let bad = |why: &str| StatusError::BadAddress { addr: addr.to_string(), why: why.to_string() };
-        let with_scheme = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+        let bare = !addr.contains("://");
+        let with_scheme = if bare { format!("http://{addr}") } else { addr.to_string() };
         let mut base = Url::parse(&with_scheme).map_err(|e| bad(&format!("{e}; expected host:port or http://host:port")))?;
+        // `localhost` alone would mean port 80: a host without a port is a mistake, not a
+        // choice (an http:// URL without one does mean 80).
+        if bare && base.port().is_none() && !addr.ends_with(":80") {
+            return Err(bad("no port; expected host:port or http://host:port"));
+        }
         if base.scheme() != "http" {
             return Err(bad("the scaler's HTTP port speaks plain http://, not TLS; expected host:port or http://host:port"));
         }
@@ -233,8 +239,16 @@ struct LatestView {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 enum CostView {
-    Known { dollars_per_hour: f64, dollars_per_1k_tokens: Option<f64> },
-    Unknown { reason: String },
+    Known {
+        dollars_per_hour: f64,
+        dollars_per_1k_tokens: Option<f64>,
+    },
+    Unknown {
+        reason: String,
+    },
+    /// A state a newer server has and this client does not know: shown as unknown.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,7 +263,8 @@ struct JobView {
 
 #[derive(Debug, Deserialize)]
 struct BatchView {
-    work: f64,
+    /// `null` if the server had no finite number (serde_json writes NaN and infinities so).
+    work: Option<f64>,
     jobs_wanted: u64,
     jobs: u64,
     bound: String,
@@ -342,8 +357,8 @@ pub struct Jobs {
     pub planned: u64,
     /// Which limit set them (`queue`, `deadline`, `budget`).
     pub bound: String,
-    /// Work items queued or in flight.
-    pub work: f64,
+    /// Work items queued or in flight (`None`: the server had no finite number).
+    pub work: Option<f64>,
     /// Dollars per hour of the planned Jobs at the Spot price.
     pub dollars_per_hour: f64,
     /// The one-line explanation.
@@ -401,6 +416,7 @@ impl From<Listing> for Status {
                         Cost::Known { dollars_per_hour, dollars_per_1k_tokens }
                     }
                     Some(CostView::Unknown { reason }) => Cost::Unknown { reason },
+                    Some(CostView::Other) => Cost::Unknown { reason: "a cost state this llm-scaler status does not know".into() },
                 },
                 namespace: o.namespace,
                 name: o.name,
@@ -448,11 +464,28 @@ impl Status {
         }
     }
 
-    /// The same rows without their ages: what `--watch` compares to print only what changed.
-    pub fn without_ages(&self) -> Status {
+    /// What `--watch` compares to print a table again only when it matters: the rows without
+    /// what moves every tick (ages, reasons with their live numbers, cost per 1k tokens, the
+    /// batch work), so replicas, signal, outcome, state, cost per hour and Jobs remain.
+    pub fn material(&self) -> Status {
         let mut s = self.clone();
-        s.scaledobjects.iter_mut().for_each(|o| o.age_seconds = None);
-        s.scaledjobs.iter_mut().for_each(|j| j.age_seconds = None);
+        for o in &mut s.scaledobjects {
+            o.age_seconds = None;
+            match &mut o.answer {
+                Answer::Deciding(d) | Answer::Unavailable { stale: Some(d), .. } => d.reason.clear(),
+                Answer::Unavailable { stale: None, .. } => {}
+            }
+            if let Cost::Known { dollars_per_1k_tokens, .. } = &mut o.cost {
+                *dollars_per_1k_tokens = None;
+            }
+        }
+        for j in &mut s.scaledjobs {
+            j.age_seconds = None;
+            if let Answer::Deciding(d) | Answer::Unavailable { stale: Some(d), .. } = &mut j.answer {
+                d.reason.clear();
+                d.work = None;
+            }
+        }
         s
     }
 
@@ -523,7 +556,7 @@ fn job_cells(j: &JobRow, wide: bool) -> Vec<String> {
             d.wanted.to_string(),
             d.bound.clone(),
             dollars(d.dollars_per_hour),
-            format!("{:.0}", d.work),
+            d.work.map_or("-".into(), |w| format!("{w:.0}")),
             d.reason.clone(),
         ),
         Answer::Unavailable { reason, .. } => {
@@ -588,8 +621,9 @@ fn align(head: &[&str], rows: &[Vec<String>]) -> String {
     let mut text = head.join("\t");
     text.push('\n');
     for r in rows {
-        // A tab or newline inside a cell would break the columns.
-        let cells: Vec<String> = r.iter().map(|c| c.replace(['\t', '\n', '\r'], " ")).collect();
+        // A tab or newline inside a cell would break the columns, and other control
+        // characters (from a pod's error text) have no business reaching the terminal.
+        let cells: Vec<String> = r.iter().map(|c| c.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect()).collect();
         let _ = writeln!(text, "{}", cells.join("\t"));
     }
     // Writing to a Vec cannot fail; the bytes are the UTF-8 given.

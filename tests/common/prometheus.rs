@@ -1,5 +1,6 @@
-//! Real `promtool` (Prometheus 2.42, Debian's package) for the monitoring tests: rule files
-//! checked and unit-tested, scrape configs and `/metrics` bodies linted.
+//! Real `promtool` and `prometheus` (Prometheus 2.42, Debian's package) for the monitoring
+//! tests: rule files checked and unit-tested, scrape configs and `/metrics` bodies linted, and a
+//! server on loopback to scrape the scaler and answer queries ([`PrometheusServer`]).
 //!
 //! The binaries come from `scripts/prometheus/install.sh` (installed once with apt-get when
 //! missing). Every call runs promtool with an environment of its own (`env_clear`, a fixed
@@ -19,7 +20,7 @@ use std::{
 pub struct PrometheusBins {
     /// `promtool`.
     pub promtool: PathBuf,
-    /// The `prometheus` server (installed with it; the tests do not start it).
+    /// The `prometheus` server (installed with it; [`PrometheusServer`] starts it).
     pub prometheus: PathBuf,
 }
 

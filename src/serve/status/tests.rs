@@ -24,7 +24,7 @@ fn listing() -> Listing {
             {"namespace": "a", "name": "new", "fresh": false, "age_seconds": null, "last_error": null, "latest": null, "cost": null}
         ],
         "scaledjobs": [
-            {"namespace": "batch", "name": "embed", "fresh": true, "age_seconds": 1.0, "last_error": null,
+            {"namespace": "batch", "name": "embed", "fresh": true, "age_seconds": 1.0, "last_error": null, "dollars_total": 0.5,
              "decision": {"work": 1200.0, "jobs_wanted": 12, "jobs": 8, "bound": "budget", "cost_per_hour": 9.6,
                           "reason": "8 Jobs: budget $10/h at $1.20/h each"}}
         ]
@@ -136,15 +136,21 @@ fn an_address_is_host_port_or_an_http_url_and_anything_else_is_refused_naming_th
     assert_eq!(prefixed.base.join(&Scope::All.path()).unwrap().as_str(), "http://127.0.0.1:8080/scaler/api/v1/decisions");
     let one = Scope::One { namespace: "ai".into(), name: "llama".into() };
     assert_eq!(prefixed.base.join(&one.path()).unwrap().as_str(), "http://127.0.0.1:8080/scaler/api/v1/decisions/ai/llama");
-    for (bad, says) in [("https://127.0.0.1:8080", "plain http://"), ("http://", "host:port"), ("127.0.0.1:notaport", "host:port")] {
+    for (bad, says) in [
+        ("https://127.0.0.1:8080", "plain http://"),
+        ("http://", "host:port"),
+        ("127.0.0.1:notaport", "host:port"),
+        ("localhost", "no port"),
+    ] {
         let e = Client::new(bad, DEFAULT_TIMEOUT).expect_err(bad).to_string();
         assert!(e.starts_with("--addr") && e.contains(says), "{bad}: {e}");
     }
 }
 
 #[test]
-fn a_cell_with_a_tab_or_newline_does_not_break_the_columns() {
-    let text = align(&["A", "B"], &[vec!["x\ty".into(), "line\nbreak".into()]]);
+fn a_cell_with_a_tab_newline_or_other_control_character_does_not_break_the_columns() {
+    let text = align(&["A", "B"], &[vec!["x\ty".into(), "line\nbreak\u{1b}[2J".into()]]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.lines().nth(1).unwrap().starts_with("x y   line break"), "{text}");
 }
@@ -169,13 +175,42 @@ fn a_namespace_or_name_kubernetes_would_refuse_is_refused_before_any_request() {
 }
 
 #[test]
-fn watch_compares_rows_without_their_ages() {
+fn watch_compares_rows_without_what_moves_every_tick() {
     let a = Status::from(listing());
     let mut b = a.clone();
     b.scaledobjects[0].age_seconds = Some(99.0);
+    if let Answer::Deciding(d) = &mut b.scaledobjects[0].answer {
+        d.reason = "scale up 4 -> 6: queue_depth 35 / 10 per replica".into();
+    }
+    if let Cost::Known { dollars_per_1k_tokens, .. } = &mut b.scaledobjects[0].cost {
+        *dollars_per_1k_tokens = Some(0.02);
+    }
+    if let Answer::Deciding(d) = &mut b.scaledjobs[0].answer {
+        d.work = Some(1199.0);
+    }
     assert_ne!(a, b);
-    assert_eq!(a.without_ages(), b.without_ages());
+    assert_eq!(a.material(), b.material());
+    let mut c = a.clone();
+    if let Answer::Deciding(d) = &mut c.scaledobjects[0].answer {
+        d.desired = 7;
+    }
+    assert_ne!(a.material(), c.material(), "a new desired count is news");
     let compact = a.render(Output::Json, true);
     assert_eq!(compact.lines().count(), 1, "{compact}");
     serde_json::from_str::<serde_json::Value>(&compact).unwrap();
+}
+
+#[test]
+fn a_number_the_server_could_not_write_or_a_cost_state_from_a_newer_server_still_reads() {
+    let v = serde_json::json!({
+        "scaledobjects": [{"namespace": "ai", "name": "x", "fresh": true, "age_seconds": 1.0, "last_error": null,
+            "latest": {"desired_replicas": 2, "current_replicas": 2, "dominant": null, "outcome": "hold", "reason": "hold"},
+            "cost": {"state": "estimated", "dollars_per_hour": 3.0}}],
+        "scaledjobs": [{"namespace": "b", "name": "j", "fresh": true, "age_seconds": 1.0, "last_error": null,
+            "decision": {"work": null, "jobs_wanted": 1, "jobs": 1, "bound": "queue", "cost_per_hour": 1.8, "reason": "r"}}]
+    });
+    let status = Status::from(serde_json::from_value::<Listing>(v).expect("reads"));
+    assert!(matches!(status.scaledobjects[0].cost, Cost::Unknown { .. }));
+    let table = status.table(true);
+    assert!(table.lines().any(|l| l.starts_with("b ") && l.contains(" -   ")), "work unknown: -\n{table}");
 }
