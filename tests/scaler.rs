@@ -621,3 +621,42 @@ async fn the_fleets_cost_is_metered_at_gpus_per_pod_and_shown_as_unknown_naming_
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn an_edited_scaledobjects_cost_counter_never_goes_back_while_its_old_target_winds_down() {
+    let pod = FakePod::start("llama").await;
+    // Old targets stop 0.8 s after KEDA last asked about them.
+    let mut h = Harness::start(llm_scaler::serve::config::Settings { idle_timeout: Duration::from_millis(800), ..settings(100) }).await;
+    // $3,600 per GPU-hour x 2 GPUs: a dollar every half second, so the counter visibly moves.
+    let meta = |peak: &str| {
+        so(
+            "ai",
+            "edited",
+            &[("endpoints", endpoints(&[&pod])), ("gpusPerPod", "2".into()), ("gpuHourPrice", "3600".into()), ("peakFactor", peak.into())],
+        )
+    };
+    let (before, after) = (meta("1.5"), meta("2"));
+    h.wait_metric(&before, T, |r| r.is_ok()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The edit: from now on KEDA asks with the new metadata only; the old target winds down.
+    let series = "llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"edited\"} ";
+    let (mut last, mut samples) = (0.0_f64, Vec::new());
+    let until = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while tokio::time::Instant::now() < until {
+        let _ = h.metric(&after).await;
+        let body = http_get(h.http_addr, "/metrics").await;
+        if let Some(v) = body.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.parse::<f64>().ok()) {
+            assert!(v >= last, "the counter went back from {last} to {v} (a reset Prometheus would count twice): {samples:?}");
+            last = v;
+            samples.push(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let decisions: serde_json::Value = serde_json::from_str(&h.decisions().await).unwrap();
+    let served = decisions["scaledobjects"].as_array().unwrap().iter().filter(|o| o["name"] == "edited").count();
+    assert_eq!(served, 1, "the old target stopped within the window: {decisions}");
+    assert!(samples.len() > 20 && last > 1.0, "the counter is exported throughout and grows: {samples:?}");
+    let body = http_get(h.http_addr, "/metrics").await;
+    assert!(body.contains(series), "the old target's end left the new one's series in place\n{body}");
+    h.stop().await;
+}

@@ -22,7 +22,7 @@ use crate::{
     discovery::kube::PodWatch,
     read::queue::QueueMetricExtractor,
     run::{
-        cost::{self, Spend},
+        cost::Ledger,
         job_pods::job_pods,
         target::{Presence, Shared, TargetKey},
         telemetry::JobLabels,
@@ -46,13 +46,21 @@ pub struct BatchTarget {
     pub pods: Option<PodWatch>,
     /// What one Job does per second, learned from the queue's drain.
     drain: Mutex<DrainRate>,
-    /// What the Job pods on nodes cost so far (with `watchPods`).
-    spend: Mutex<Spend>,
+    /// What the Job pods on nodes cost so far (with `watchPods`), shared with any other target
+    /// of this ScaledJob (see [`cost::Ledgers`]).
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 impl BatchTarget {
-    /// A target whose loop is not started yet.
-    pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: BatchSpec, stale_after: Duration, pods: Option<PodWatch>) -> Self {
+    /// A target whose loop is not started yet, charging its Job pods into `ledger`.
+    pub fn new(
+        key: TargetKey,
+        meta: HashMap<String, String>,
+        spec: BatchSpec,
+        stale_after: Duration,
+        pods: Option<PodWatch>,
+        ledger: Arc<Mutex<Ledger>>,
+    ) -> Self {
         BatchTarget {
             key,
             meta,
@@ -61,7 +69,7 @@ impl BatchTarget {
             presence: Arc::default(),
             pods,
             drain: Mutex::default(),
-            spend: Mutex::new(Spend::new(cost::max_gap(stale_after))),
+            ledger,
         }
     }
 
@@ -176,7 +184,6 @@ pub async fn run(shared: Arc<Shared>, target: Arc<BatchTarget>) {
             ticker.tick().await;
             if target.presence.expired(shared.origin, shared.settings.idle_timeout) {
                 info!(idle_for = ?target.presence.idle_for(shared.origin), "no RPC about this ScaledJob for a while: stopping");
-                shared.metrics.forget_batch(&target.labels());
                 break;
             }
             tick(&shared, &target).await;
@@ -244,11 +251,11 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
 fn charge(shared: &Shared, target: &BatchTarget, on_nodes: Option<u32>) {
     let now = Instant::now().saturating_duration_since(shared.origin);
     let spent = {
-        let mut spend = target.spend.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ledger = target.ledger.lock().unwrap_or_else(|p| p.into_inner());
         match on_nodes {
-            Some(n) => Some(spend.charge(now, f64::from(n) * target.spec.policy.cost.job_hour())),
+            Some(n) => Some(ledger.spend.charge(now, f64::from(n) * target.spec.policy.cost.job_hour())),
             None => {
-                spend.interrupt();
+                ledger.spend.interrupt();
                 None
             }
         }

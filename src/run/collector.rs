@@ -16,7 +16,7 @@ use crate::{
     discovery::{Exporter, FleetSource, PodInfo},
     read::dcgm::DcgmExtractor,
     read::vllm::PodSample,
-    run::cost::{CostMeter, max_gap},
+    run::cost::{CostMeter, LedgerKind, max_gap},
     run::history::Persistence,
     run::target::{Shared, Target},
     run::telemetry::PodLabels,
@@ -36,7 +36,9 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
         }
         let mut known: HashSet<String> = HashSet::new();
         // Late ticks (slow scrapes) are still charged; a process paused for minutes is not.
-        let mut cost = CostMeter::new(spec.cost, max_gap(shared.settings.stale_after));
+        let ledger =
+            shared.ledgers.get(LedgerKind::ScaledObject, &target.key.namespace, &target.key.name, max_gap(shared.settings.stale_after));
+        let mut cost = CostMeter::new(spec.cost, ledger);
         shared.metrics.slo(&target.labels, spec.slo.as_ref());
         let mut ticker = tokio::time::interval(shared.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

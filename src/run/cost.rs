@@ -8,9 +8,15 @@
 //! as free. An interval is charged at the GPUs counted at its start, and only when both ends
 //! were counted (no failed discovery between them) and lie at most `max_gap` apart: a gap in
 //! discovery is left out, not guessed.
+//!
+//! The dollars and tokens live in a [`Ledger`], one per ScaledObject (or ScaledJob) name and
+//! shared by every target of that name: an edited ScaledObject is a new target while the old
+//! one runs on until its idle timeout, and both must count each interval and each token once,
+//! into counters that never go back.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
@@ -102,93 +108,20 @@ impl Spend {
     }
 }
 
-/// One fleet's running cost and tokens.
-#[derive(Debug)]
-pub struct CostMeter {
-    spec: CostSpec,
-    spend: Spend,
+/// What a fleet has cost and served since this scaler began metering it.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    /// Dollars.
+    pub spend: Spend,
     tokens: f64,
     /// Each pod's last token counter.
     pod_tokens: HashMap<String, f64>,
-    /// (when, dollars, tokens) of recent counts, oldest first, for the per-token cost.
-    recent: VecDeque<(Duration, f64, f64)>,
-    /// Why the cost was unknown at the last count, so that a reason is logged once, not every tick.
-    unknown_because: Option<String>,
 }
 
-impl CostMeter {
-    /// A meter charging by `spec`; intervals longer than `max_gap` are not charged.
-    pub fn new(spec: CostSpec, max_gap: Duration) -> Self {
-        CostMeter {
-            spec,
-            spend: Spend::new(max_gap),
-            tokens: 0.0,
-            pod_tokens: HashMap::new(),
-            recent: VecDeque::new(),
-            unknown_because: None,
-        }
-    }
-
-    /// Counts the fleet at `now`: `pods` as discovered, `tokens` each scraped pod's token
-    /// counter (`vllm:prompt_tokens_total + vllm:generation_tokens_total`).
-    /// The second value is true when the cost just became unknown, or for another reason
-    /// than before: the moment to log it.
-    pub fn observe<'a>(
-        &mut self,
-        now: Duration,
-        pods: &[PodInfo],
-        tokens: impl IntoIterator<Item = (&'a str, f64)>,
-    ) -> (CostReading, bool) {
-        self.count_tokens(pods, tokens);
-        let gpus = match self.gpus(pods) {
-            Ok(g) => g,
-            Err(reason) => {
-                self.spend.interrupt();
-                self.recent.clear();
-                let new = self.unknown_because.as_ref() != Some(&reason);
-                self.unknown_because = Some(reason.clone());
-                return (CostReading::Unknown { reason }, new);
-            }
-        };
-        self.unknown_because = None;
-        let dollars_per_hour = f64::from(gpus) * self.spec.gpu_hour_price;
-        let dollars = self.spend.charge(now, dollars_per_hour);
-        self.recent.push_back((now, dollars, self.tokens));
-        while self.recent.front().is_some_and(|(at, ..)| now.saturating_sub(*at) > PER_TOKEN_WINDOW) {
-            self.recent.pop_front();
-        }
-        let known = CostReading::Known(CostNow {
-            gpus,
-            gpu_hour_price: self.spec.gpu_hour_price,
-            dollars_per_hour,
-            dollars_total: dollars,
-            tokens_total: self.tokens,
-            dollars_per_1k_tokens: self.per_1k_tokens(),
-            budget_dollars_per_hour: self.spec.budget_per_hour,
-        });
-        (known, false)
-    }
-
-    /// A count failed (discovery): the interval up to the next count is not charged.
-    pub fn interrupted(&mut self) {
-        self.spend.interrupt();
-        self.recent.clear();
-    }
-
-    /// GPUs of the pods that are the fleet (Ready or starting), or why they cannot be known.
-    fn gpus(&self, pods: &[PodInfo]) -> Result<u32, String> {
-        let mut total = 0u32;
-        for p in pods.iter().filter(|p| p.scrapeable().is_some() || p.is_starting()) {
-            let Some(n) = p.gpus.or(self.spec.gpus_per_pod) else {
-                return Err(format!(
-                    "pod {} requests no nvidia.com/gpu and the ScaledObject sets no gpusPerPod: its GPUs, and so the fleet's \
-                     cost, are unknown",
-                    p.name
-                ));
-            };
-            total = total.saturating_add(n);
-        }
-        Ok(total)
+impl Ledger {
+    /// Empty; intervals longer than `max_gap` are not charged.
+    pub fn new(max_gap: Duration) -> Self {
+        Ledger { spend: Spend::new(max_gap), tokens: 0.0, pod_tokens: HashMap::new() }
     }
 
     /// Adds each pod's tokens since its last scrape. A counter that went down restarted (vLLM
@@ -207,6 +140,124 @@ impl CostMeter {
         }
         let present: HashSet<&str> = pods.iter().map(|p| p.name.as_str()).collect();
         self.pod_tokens.retain(|pod, _| present.contains(pod.as_str()));
+    }
+}
+
+/// Which kind of target a ledger is for (a ScaledObject and a ScaledJob may share a name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerKind {
+    /// A serving fleet.
+    ScaledObject,
+    /// A ScaledJob's Jobs.
+    ScaledJob,
+}
+
+/// The ledgers of the targets being served, by kind, namespace and name. A ledger lives as
+/// long as a target holds it; a name served again after every target of it stopped starts
+/// from zero (a counter reset, as after a restart).
+#[derive(Debug, Default)]
+pub struct Ledgers {
+    book: Mutex<HashMap<LedgerKey, Weak<Mutex<Ledger>>>>,
+}
+
+/// Kind, namespace and name.
+type LedgerKey = (LedgerKind, String, String);
+
+impl Ledgers {
+    /// The ledger of `namespace/name`, shared with every other live target of that name.
+    pub fn get(&self, kind: LedgerKind, namespace: &str, name: &str, max_gap: Duration) -> Arc<Mutex<Ledger>> {
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        book.retain(|_, l| l.strong_count() > 0);
+        let key = (kind, namespace.to_string(), name.to_string());
+        if let Some(l) = book.get(&key).and_then(Weak::upgrade) {
+            return l;
+        }
+        let l = Arc::new(Mutex::new(Ledger::new(max_gap)));
+        book.insert(key, Arc::downgrade(&l));
+        l
+    }
+}
+
+/// One fleet's running cost and tokens.
+#[derive(Debug)]
+pub struct CostMeter {
+    spec: CostSpec,
+    ledger: Arc<Mutex<Ledger>>,
+    /// (when, dollars, tokens) of recent counts, oldest first, for the per-token cost.
+    recent: VecDeque<(Duration, f64, f64)>,
+    /// Why the cost was unknown at the last count, so that a reason is logged once, not every tick.
+    unknown_because: Option<String>,
+}
+
+impl CostMeter {
+    /// A meter charging by `spec` into `ledger` (see [`Ledgers`]).
+    pub fn new(spec: CostSpec, ledger: Arc<Mutex<Ledger>>) -> Self {
+        CostMeter { spec, ledger, recent: VecDeque::new(), unknown_because: None }
+    }
+
+    /// Counts the fleet at `now`: `pods` as discovered, `tokens` each scraped pod's token
+    /// counter (`vllm:prompt_tokens_total + vllm:generation_tokens_total`).
+    /// The second value is true when the cost just became unknown, or for another reason
+    /// than before: the moment to log it.
+    pub fn observe<'a>(
+        &mut self,
+        now: Duration,
+        pods: &[PodInfo],
+        tokens: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> (CostReading, bool) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        ledger.count_tokens(pods, tokens);
+        let gpus = match self.gpus(pods) {
+            Ok(g) => g,
+            Err(reason) => {
+                ledger.spend.interrupt();
+                self.recent.clear();
+                let new = self.unknown_because.as_ref() != Some(&reason);
+                self.unknown_because = Some(reason.clone());
+                return (CostReading::Unknown { reason }, new);
+            }
+        };
+        self.unknown_because = None;
+        let dollars_per_hour = f64::from(gpus) * self.spec.gpu_hour_price;
+        let dollars = ledger.spend.charge(now, dollars_per_hour);
+        let tokens_total = ledger.tokens;
+        drop(ledger);
+        self.recent.push_back((now, dollars, tokens_total));
+        while self.recent.front().is_some_and(|(at, ..)| now.saturating_sub(*at) > PER_TOKEN_WINDOW) {
+            self.recent.pop_front();
+        }
+        let known = CostReading::Known(CostNow {
+            gpus,
+            gpu_hour_price: self.spec.gpu_hour_price,
+            dollars_per_hour,
+            dollars_total: dollars,
+            tokens_total,
+            dollars_per_1k_tokens: self.per_1k_tokens(),
+            budget_dollars_per_hour: self.spec.budget_per_hour,
+        });
+        (known, false)
+    }
+
+    /// A count failed (discovery): the interval up to the next count is not charged.
+    pub fn interrupted(&mut self) {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).spend.interrupt();
+        self.recent.clear();
+    }
+
+    /// GPUs of the pods that are the fleet (Ready or starting), or why they cannot be known.
+    fn gpus(&self, pods: &[PodInfo]) -> Result<u32, String> {
+        let mut total = 0u32;
+        for p in pods.iter().filter(|p| p.scrapeable().is_some() || p.is_starting()) {
+            let Some(n) = p.gpus.or(self.spec.gpus_per_pod) else {
+                return Err(format!(
+                    "pod {} requests no nvidia.com/gpu and the ScaledObject sets no gpusPerPod: its GPUs, and so the fleet's \
+                     cost, are unknown",
+                    p.name
+                ));
+            };
+            total = total.saturating_add(n);
+        }
+        Ok(total)
     }
 
     fn per_1k_tokens(&self) -> Option<f64> {
@@ -234,7 +285,8 @@ mod tests {
     }
 
     fn meter(gpus_per_pod: Option<u32>) -> CostMeter {
-        CostMeter::new(CostSpec { gpu_hour_price: 4.0, gpus_per_pod, budget_per_hour: Some(50.0) }, Duration::from_secs(15))
+        let spec = CostSpec { gpu_hour_price: 4.0, gpus_per_pod, budget_per_hour: Some(50.0) };
+        CostMeter::new(spec, Arc::new(Mutex::new(Ledger::new(Duration::from_secs(15)))))
     }
 
     fn known((r, _): (CostReading, bool)) -> CostNow {
@@ -259,6 +311,28 @@ mod tests {
         assert!((s.charge(S(210), f64::NAN) - 0.04).abs() < 1e-12);
         assert!((s.charge(S(220), 3.6) - 0.04).abs() < 1e-12, "an interval begun at no rate is not charged");
         assert!((s.total() - 0.04).abs() < 1e-12);
+    }
+
+    #[test]
+    fn two_targets_of_one_scaledobject_count_each_interval_and_each_token_once() {
+        let ledgers = Ledgers::default();
+        let spec = CostSpec { gpu_hour_price: 3.6, gpus_per_pod: Some(1), budget_per_hour: None };
+        let ledger = || ledgers.get(LedgerKind::ScaledObject, "ai", "llama", S(60));
+        // The old target (before an edit) and the new one tick in turn over the same pod.
+        let (mut old, mut new) = (CostMeter::new(spec, ledger()), CostMeter::new(spec, ledger()));
+        let pods = [pod("a", Readiness::Ready, None)];
+        known(old.observe(S(0), &pods, [("a", 100.0)]));
+        known(new.observe(S(5), &pods, [("a", 150.0)]));
+        known(old.observe(S(10), &pods, [("a", 200.0)]));
+        let c = known(new.observe(S(15), &pods, [("a", 250.0)]));
+        assert!((c.dollars_total - 0.015).abs() < 1e-12, "15 s at $3.60/h once, not twice: {c:?}");
+        assert_eq!(c.tokens_total, 150.0, "100 -> 250 once");
+        // A ScaledJob of the same name has its own; once every holder is gone, so is the ledger.
+        let job = ledgers.get(LedgerKind::ScaledJob, "ai", "llama", S(60));
+        assert_eq!(job.lock().unwrap().spend.total(), 0.0);
+        drop((old, new, job));
+        assert_eq!(ledger().lock().unwrap().spend.total(), 0.0, "a name served again starts afresh");
+        assert_eq!(ledgers.book.lock().unwrap().len(), 1, "dead entries are pruned");
     }
 
     #[test]

@@ -36,6 +36,7 @@ use crate::{
     proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
     run::telemetry::Metrics,
     run::{
+        cost::Ledgers,
         history_store::HistoryStore,
         prewarm::Prewarm,
         registry::Registry,
@@ -189,6 +190,7 @@ impl Server {
             },
             discovery,
             redis: RedisPool::new(settings.scrape_timeout, redis_ca),
+            ledgers: Ledgers::default(),
         };
         let mut connect_stop = shutdown_rx.clone();
         let connect_cell = cell.clone();
