@@ -47,6 +47,7 @@ async fn run(fleet: support::Fleet, ticks: usize) {
             node: None,
             readiness: llm_scaler::discovery::Readiness::Ready,
             ready_after: None,
+            gpus: None,
         })
         .collect();
     let interval = Duration::from_secs(2);

@@ -11,6 +11,7 @@ use std::{
 };
 
 use common::*;
+use llm_scaler::serve::config::Settings;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_llm-scaler");
@@ -163,4 +164,147 @@ async fn real_binary_serves_keda_and_stops_gracefully_on_sigterm() {
     assert!(logs.contains("\"message\":\"decision\"") && logs.contains("\"scaledobject\""), "decisions are logged with their span");
     assert!(logs.contains("shutting down gracefully") && logs.contains("\"message\":\"stopped\""), "{logs}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `llm-scaler status` with these arguments, run to its end off the runtime (the server under
+/// test runs on it): exit success, stdout, stderr.
+async fn status(args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(BIN).arg("status").args(&args).env_remove("LLM_SCALER_STATUS_ADDR").output())
+            .await
+            .unwrap()
+            .expect("run llm-scaler status");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_prints_each_fleets_replicas_signal_cost_age_and_reason_like_kubectl_get_hpa() {
+    let (a, b) = (FakePod::start("llama").await, FakePod::start("llama").await);
+    a.update(|v| v.engines[0].waiting = 40);
+    // Decisions stay fresh for 5 s: a slow tick on a busy machine must not turn a row stale.
+    let mut h = Harness::start(Settings { stale_intervals: 50, ..settings(100) }).await;
+    let priced = so(
+        "ai",
+        "llama",
+        &[("endpoints", endpoints(&[&a, &b])), ("targetQueueDepth", "10".into()), ("gpusPerPod", "2".into()), ("gpuHourPrice", "3".into())],
+    );
+    let unpriced = so("team-b", "small", &[("endpoints", endpoints(&[&b])), ("targetQueueDepth", "10".into())]);
+    // 40 waiting / 10 = 4 x 1.5 peak = 6.
+    h.wait_metric(&priced, Duration::from_secs(10), |r| r.as_ref().is_ok_and(|v| *v == 6.0)).await.unwrap();
+    h.wait_metric(&unpriced, Duration::from_secs(10), |r| r.is_ok()).await.unwrap();
+    let addr = h.http_addr.to_string();
+
+    let (ok, table, err) = status(&["--addr", &addr]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two fleets:\n{table}");
+    let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(cells(lines[0]), ["NAMESPACE", "SCALEDOBJECT", "REPLICAS", "SIGNAL", "COST/H", "AGE", "REASON"], "{table}");
+    let llama = cells(lines[1]);
+    // 2 pods x 2 GPUs x $3 = $12/h; the decision is at most a few ticks old.
+    assert_eq!(&llama[..5], ["ai", "llama", "2/6", "queue_depth", "$12.00"], "{table}");
+    assert!(llama[5].ends_with('s') && !llama[5].contains('m'), "age {}: {table}", llama[5]);
+    assert!(lines[1].contains("scale up 2 -> 6"), "{table}");
+    let small = cells(lines[2]);
+    assert_eq!(&small[..2], ["team-b", "small"], "{table}");
+    assert_eq!(small[4], "unknown", "no GPU count for static endpoints: unknown, not $0\n{table}");
+
+    // One namespace, one object, JSON.
+    let (ok, table, err) = status(&["--addr", &addr, "-n", "team-b"]).await;
+    assert!(ok && table.lines().count() == 2 && table.contains("small") && !table.contains("llama"), "{table}{err}");
+    let (ok, json, err) = status(&["--addr", &format!("http://{addr}"), "-n", "ai", "llama", "-o", "json"]).await;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let row = &v["scaledobjects"][0];
+    assert_eq!((row["answer"]["state"].as_str(), row["answer"]["desired"].as_u64()), (Some("deciding"), Some(6)), "{json}");
+    assert_eq!((row["cost"]["state"].as_str(), row["cost"]["dollars_per_hour"].as_f64()), (Some("known"), Some(12.0)), "{json}");
+    assert_eq!(v["scaledobjects"].as_array().map(Vec::len), Some(1), "{json}");
+    let (ok, wide, _) = status(&["--addr", &addr, "-o", "wide"]).await;
+    assert!(ok && wide.lines().next().unwrap().contains("OUTCOME") && wide.contains("scale_up"), "{wide}");
+
+    // A ScaledJob (its queue: the first pod's waiting requests, 40) gets a table of its own.
+    let job = so(
+        "batch",
+        "embed",
+        &[
+            ("mode", "batch".into()),
+            ("source", "prometheus".into()),
+            ("metricsUrl", format!("http://{}/metrics", a.addr)),
+            ("metricName", "vllm:num_requests_waiting".into()),
+            ("targetSize", "10".into()),
+        ],
+    );
+    h.wait_batch_work(&job, |r| r.as_ref().is_ok_and(|w| *w == 40.0)).await.unwrap();
+    let (ok, table, err) = status(&["--addr", &addr]).await;
+    assert!(ok, "{err}");
+    let (_, jobs) = table.split_once("\n\n").unwrap_or_else(|| panic!("a second table:\n{table}"));
+    let jobs: Vec<Vec<String>> = jobs.lines().map(&cells).collect();
+    assert_eq!(jobs[0], ["NAMESPACE", "SCALEDJOB", "JOBS", "WANTED", "BOUND", "COST/H", "AGE", "REASON"], "{table}");
+    // 40 / 10 per Job = 4 Jobs at the default Spot price, $1.80 per GPU-hour.
+    assert_eq!(&jobs[1][..6], ["batch", "embed", "4", "4", "queue", "$7.20"], "{table}");
+    let (ok, json, _) = status(&["--addr", &addr, "-n", "batch", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(ok && v["scaledjobs"][0]["answer"]["work"] == 40.0 && v["scaledobjects"] == serde_json::json!([]), "{json}");
+
+    // Mistakes say what is wrong, and exit non-zero.
+    let (ok, _, err) = status(&["--addr", &addr, "-n", "ai", "nope"]).await;
+    assert!(!ok && err.contains("HTTP 404") && err.contains("ai/nope"), "{err}");
+    let (ok, _, err) = status(&["--addr", &addr, "-n", "Not_A_Namespace"]).await;
+    assert!(!ok && err.contains("--namespace \"Not_A_Namespace\": expected a namespace name"), "{err}");
+    let (ok, _, err) = status(&["--addr", &addr, "llama"]).await;
+    assert!(!ok && err.contains("--namespace"), "a name needs its namespace: {err}");
+    let closed = free_port();
+    let (ok, _, err) = status(&["--addr", &format!("127.0.0.1:{closed}"), "--timeout", "2s"]).await;
+    assert!(!ok && err.contains(&format!("GET http://127.0.0.1:{closed}/api/v1/decisions")) && err.contains("llm-scaler serve"), "{err}");
+    let (ok, _, err) = status(&["--addr", &format!("https://{addr}")]).await;
+    assert!(!ok && err.contains("plain http://"), "{err}");
+    let (ok, _, err) = status(&["--addr", &addr, "--watch", "--interval", "0s"]).await;
+    assert!(!ok && err.contains("at least 100ms"), "{err}");
+
+    // --watch into a pipe prints a table again when a row changes (not for the age alone).
+    let mut watch = Proc(
+        Command::new(BIN)
+            .args(["status", "--addr", &addr, "-n", "ai", "--watch", "--interval", "100ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = watch.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let read_table = |rx: &std::sync::mpsc::Receiver<String>| -> Vec<String> {
+        let mut table = Vec::new();
+        while table.len() < 3 {
+            table.push(rx.recv_timeout(Duration::from_secs(10)).expect("a --watch table within 10 s"));
+        }
+        table
+    };
+    let first = tokio::task::block_in_place(|| read_table(&rx));
+    assert!(first[0].starts_with("# ") && first[2].contains("2/6"), "{first:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.try_recv().is_err(), "nothing changed but the age: nothing printed");
+    a.update(|v| v.engines[0].waiting = 80);
+    // 80 / 10 = 8 x 1.5 = 12.
+    h.wait_metric(&priced, Duration::from_secs(10), |r| r.as_ref().is_ok_and(|v| *v == 12.0)).await.unwrap();
+    // The next table (or one soon after, if a tick saw the queue on its way) shows it.
+    let second = tokio::task::block_in_place(|| {
+        loop {
+            let t = read_table(&rx);
+            if t[2].contains("/12") {
+                break t;
+            }
+        }
+    });
+    assert!(second[0].starts_with("# ") && second[1].starts_with("NAMESPACE"), "{second:?}");
+    drop(watch);
+    h.stop().await;
 }

@@ -770,4 +770,18 @@ async fn a_scaledjob_s_pods_are_watched_and_the_entries_of_a_vanished_or_preempt
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
+    // The Job pods on a node bill at the Spot price: embed-preempted still runs ($1.80/h), so
+    // the spend grows and is shown where the metrics and the decisions API show it.
+    let spent = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("llm_scaler_batch_cost_dollars_total{namespace=\"batch-spot\",scaledjob=\"embed\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let first = spent(&metrics).unwrap_or_else(|| panic!("no batch_cost_dollars_total in\n{metrics}"));
+    assert!(first > 0.0, "{metrics}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", scaler.http)).await.expect("metrics").text().await.expect("body");
+    assert!(spent(&metrics).is_some_and(|later| later > first), "the counter grows while a pod runs\n{metrics}");
+    let view = batch_view(&scaler, ns, "embed").await;
+    assert!(view["dollars_total"].as_f64().is_some_and(|d| d >= first), "{view:#}");
 }

@@ -617,6 +617,7 @@ fn scaledobject_examples_are_accepted_by_the_scaler() {
             kube_enabled: settings.kube,
             namespace_access: &namespace_access,
             dcgm_selector: &settings.dcgm_selector,
+            gpu_hour_price: settings.gpu_hour_price,
         };
         let parsed = ScalerSpec::parse(&meta, &ctx).unwrap_or_else(|e| panic!("{}: the scaler refuses this metadata: {e}", so.file));
         assert_eq!(parsed.pods, PodSource::Kube { namespace: ns.to_string(), selector: None }, "{}: pods from scaleTargetRef", so.file);

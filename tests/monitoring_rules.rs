@@ -11,13 +11,16 @@ mod common;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use common::{
     FakePod, Harness, endpoints, http_get,
-    prometheus::{prometheus_bins, promtool_check_config, promtool_check_metrics, promtool_check_rules, promtool_test_rules, repo_root},
+    prometheus::{
+        PrometheusServer, prometheus_bins, promtool_check_config, promtool_check_metrics, promtool_check_rules, promtool_test_rules,
+        repo_root,
+    },
     settings, so,
 };
 use serde_json::Value;
@@ -135,8 +138,7 @@ fn rule_metric_names() -> BTreeSet<String> {
 /// Names the rules read that the scaler does not export yet (the cost metrics being added);
 /// until it does, LlmScalerCostOverBudget cannot fire. And one exported only while there is
 /// a forecast (a day of history), whose name src/run/telemetry.rs's own test pins.
-const NOT_IN_A_FRESH_SCALERS_BODY: &[&str] =
-    &["llm_scaler_cost_dollars_total", "llm_scaler_cost_budget_dollars_per_hour", "llm_scaler_forecast_smape"];
+const NOT_IN_A_FRESH_SCALERS_BODY: &[&str] = &["llm_scaler_forecast_smape"];
 
 #[test]
 fn every_vllm_and_dcgm_name_the_rules_read_is_in_the_recorded_exporter_bodies() {
@@ -371,78 +373,14 @@ fn the_plain_scrape_config_passes_promtool_check_config_with_its_rules() {
     assert_eq!(yaml(&monitoring("prometheus-scrape.yaml"))["rule_files"], serde_json::json!(["rules.yaml"]));
 }
 
-/// A Prometheus server on a free loopback port, killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: std::net::SocketAddr,
-    dir: TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(dir: TempDir, config: &Path) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let log = std::fs::File::create(dir.0.join("prometheus.log")).expect("log");
-        let child = Command::new(prometheus_bins().prometheus)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.0.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus { child, addr, dir }
-    }
-
-    /// Polls an instant query until `pred` holds for its result vector (or panics after 30 s).
-    async fn wait_query(&self, q: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let path = format!("/api/v1/query?query={}", percent(q));
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Ok(body) = tokio::time::timeout(Duration::from_secs(2), try_get(self.addr, &path)).await.unwrap_or(Err(())) {
-                if let Ok(v) = serde_json::from_str::<Value>(&body)
-                    && let Some(r) = v["data"]["result"].as_array()
-                    && pred(r)
-                {
-                    return r.clone();
-                }
-                last = body;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let log = std::fs::read_to_string(self.dir.0.join("prometheus.log")).unwrap_or_default();
-        panic!("query {q}: condition not met within 30 s; last answer {last}\nprometheus log:\n{log}");
-    }
-}
-
-async fn try_get(addr: std::net::SocketAddr, path: &str) -> Result<String, ()> {
-    let r = reqwest::Client::new().get(format!("http://{addr}{path}")).send().await.map_err(|_| ())?;
-    r.text().await.map_err(|_| ())
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_with_the_labels_the_rules_use() {
     // The scaler with two ScaledObjects: one healthy, one whose only pod refuses connections
     // (its scrapes fail: llm_scaler_pod_scrape_errors_total names that vLLM pod).
     let pod = FakePod::start("llama").await;
     let mut h = Harness::start(settings(100)).await;
-    let good = so("ai-inference", "llama", &[("endpoints", endpoints(&[&pod]))]);
+    let good =
+        so("ai-inference", "llama", &[("endpoints", endpoints(&[&pod])), ("gpusPerPod", "2".into()), ("budgetPerHour", "100".into())]);
     h.wait_metric(&good, Duration::from_secs(10), |r| r.is_ok()).await.expect("a decision");
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let bad = so("ai-inference", "broken", &[("endpoints", format!("vllm-gone={dead}"))]);
@@ -491,7 +429,7 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     std::fs::write(&targets, targets_json.to_string()).expect("targets");
     let cfg = dir.0.join("prometheus.yml");
     std::fs::write(&cfg, scrape_config_with_file_sd(&targets, &monitoring("rules.yaml"), "1s")).expect("cfg");
-    let prom = Prometheus::start(dir, &cfg);
+    let prom = PrometheusServer::start(&cfg, &dir.0);
 
     // Exactly one target, up, on the port the annotation names.
     let up = prom.wait_query("up{job=\"llm-scaler\"}", |r| r.len() == 1 && r[0]["value"][1] == "1").await;
@@ -516,19 +454,30 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     assert!((v - 1.0).abs() < 1e-6, "every scrape of the broken ScaledObject fails: {s:?}");
 
     // The rules are loaded and evaluate without errors; the scaler is not absent.
-    let body = try_get(prom.addr, "/api/v1/rules").await.expect("rules api");
-    let v: Value = serde_json::from_str(&body).expect("json");
+    let rules = prom.api("/api/v1/rules").await.expect("rules api");
     let loaded: Vec<&Value> =
-        v["data"]["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")).collect();
-    assert_eq!(loaded.len(), alerts().len(), "{body}");
+        rules["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")).collect();
+    assert_eq!(loaded.len(), alerts().len(), "{rules}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let body = try_get(prom.addr, "/api/v1/rules").await.expect("rules api");
-    let v: Value = serde_json::from_str(&body).expect("json");
-    for r in v["data"]["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")) {
+    let rules = prom.api("/api/v1/rules").await.expect("rules api");
+    for r in rules["groups"].as_array().expect("groups").iter().flat_map(|g| g["rules"].as_array().expect("rules")) {
         assert_eq!(r["health"], "ok", "{}: {}", r["name"], r["lastError"]);
     }
     prom.wait_query("ALERTS{alertname=\"LlmScalerAbsent\"}", |r| r.is_empty()).await;
+    // The cost the over-budget rule reads: one pod x 2 GPUs x $4 = $8/h, under the $100 budget.
+    let cost = "max by (namespace, scaledobject) (rate(llm_scaler_cost_dollars_total[10s])) * 3600";
+    // (A series younger than the window reads low: wait until the window is full of it.)
+    let near_8 = |r: &[Value]| {
+        r.iter().any(|x| {
+            x["metric"]["scaledobject"] == "llama"
+                && x["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| (v - 8.0).abs() < 0.8)
+        })
+    };
+    prom.wait_query(cost, near_8).await;
+    let b = prom.wait_query("llm_scaler_cost_budget_dollars_per_hour", |r| !r.is_empty()).await;
+    assert_eq!(b[0]["value"][1], "100", "{b:?}");
     drop(prom);
+    drop(dir);
     h.stop().await;
 }
 

@@ -562,3 +562,101 @@ async fn idle_scaledobjects_stop_being_scraped() {
     h.wait_metric(&so, T, |r| r.is_ok()).await.unwrap();
     h.stop().await;
 }
+
+/// The cost view of one ScaledObject in `/api/v1/decisions`.
+fn cost_of(decisions: &str, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(decisions).expect("decisions JSON");
+    let so = v["scaledobjects"].as_array().expect("scaledobjects").iter().find(|s| s["name"] == name).cloned();
+    so.map(|s| s["cost"].clone()).unwrap_or_else(|| panic!("{name} not in {decisions}"))
+}
+
+#[tokio::test]
+async fn the_fleets_cost_is_metered_at_gpus_per_pod_and_shown_as_unknown_naming_the_key_without_it() {
+    let (a, b) = (FakePod::start("llama").await, FakePod::start("llama").await);
+    let mut h = Harness::start(settings(100)).await;
+    let priced = so(
+        "ai",
+        "priced",
+        &[("endpoints", endpoints(&[&a, &b])), ("gpusPerPod", "2".into()), ("gpuHourPrice", "3".into()), ("budgetPerHour", "50".into())],
+    );
+    let unpriced = so("ai", "unpriced", &[("endpoints", endpoints(&[&a]))]);
+    h.wait_metric(&priced, T, |r| r.is_ok()).await.unwrap();
+    h.wait_metric(&unpriced, T, |r| r.is_ok()).await.unwrap();
+    // Tokens flow on pod a: the meter counts what was served after it first saw the counters.
+    let deadline = tokio::time::Instant::now() + T;
+    let cost = loop {
+        a.update(|v| v.engines[0].generation_tokens += 1_000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let c = cost_of(&h.decisions().await, "priced");
+        if c["tokens_total"].as_f64().is_some_and(|t| t >= 2_000.0) && c["dollars_total"].as_f64().is_some_and(|d| d > 0.0) {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no tokens or dollars metered: {c}");
+    };
+    assert_eq!(cost["state"], "known", "{cost}");
+    assert_eq!((cost["gpus"].as_u64(), cost["dollars_per_hour"].as_f64()), (Some(4), Some(12.0)), "2 pods x 2 GPUs x $3: {cost}");
+    assert_eq!(cost["budget_dollars_per_hour"].as_f64(), Some(50.0));
+    assert!(cost["dollars_per_1k_tokens"].as_f64().is_some_and(|p| p > 0.0), "{cost}");
+    let unknown = cost_of(&h.decisions().await, "unpriced");
+    assert_eq!(unknown["state"], "unknown", "{unknown}");
+    assert!(unknown["reason"].as_str().is_some_and(|r| r.contains("gpusPerPod")), "{unknown}");
+
+    let body = http_get(h.http_addr, "/metrics").await;
+    assert!(body.contains("llm_scaler_gpus_provisioned{namespace=\"ai\",scaledobject=\"priced\"} 4"), "{body}");
+    assert!(body.contains("llm_scaler_cost_budget_dollars_per_hour{namespace=\"ai\",scaledobject=\"priced\"} 50"), "{body}");
+    assert!(!body.contains("llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"unpriced\"}"), "{body}");
+    assert!(!body.contains("llm_scaler_gpus_provisioned{namespace=\"ai\",scaledobject=\"unpriced\"}"), "unknown is not 0 GPUs: {body}");
+
+    // What cannot be priced is refused naming the key.
+    let ep = endpoints(&[&a]);
+    for (meta, key) in [
+        (vec![("endpoints", ep.clone()), ("gpusPerPod", "1".into()), ("gpuHourPrice", "$4".into())], "gpuHourPrice"),
+        (vec![("endpoints", ep.clone()), ("gpusPerPod", "1".into()), ("gpuHourPrice", "-1".into())], "gpuHourPrice"),
+        (vec![("endpoints", ep.clone()), ("gpusPerPod", "0".into())], "gpusPerPod"),
+        (vec![("endpoints", ep.clone()), ("budgetPerHour", "50".into())], "gpusPerPod"),
+    ] {
+        let e = h.client.get_metric_spec(so("ai", "bad-cost", &meta)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{meta:?}");
+        assert!(e.message().contains(&format!("\"{key}\"")), "{meta:?}: {}", e.message());
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_edited_scaledobjects_cost_counter_never_goes_back_while_its_old_target_winds_down() {
+    let pod = FakePod::start("llama").await;
+    // Old targets stop 0.8 s after KEDA last asked about them.
+    let mut h = Harness::start(llm_scaler::serve::config::Settings { idle_timeout: Duration::from_millis(800), ..settings(100) }).await;
+    // $3,600 per GPU-hour x 2 GPUs: a dollar every half second, so the counter visibly moves.
+    let meta = |peak: &str| {
+        so(
+            "ai",
+            "edited",
+            &[("endpoints", endpoints(&[&pod])), ("gpusPerPod", "2".into()), ("gpuHourPrice", "3600".into()), ("peakFactor", peak.into())],
+        )
+    };
+    let (before, after) = (meta("1.5"), meta("2"));
+    h.wait_metric(&before, T, |r| r.is_ok()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The edit: from now on KEDA asks with the new metadata only; the old target winds down.
+    let series = "llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"edited\"} ";
+    let (mut last, mut samples) = (0.0_f64, Vec::new());
+    let until = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while tokio::time::Instant::now() < until {
+        let _ = h.metric(&after).await;
+        let body = http_get(h.http_addr, "/metrics").await;
+        if let Some(v) = body.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.parse::<f64>().ok()) {
+            assert!(v >= last, "the counter went back from {last} to {v} (a reset Prometheus would count twice): {samples:?}");
+            last = v;
+            samples.push(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let decisions: serde_json::Value = serde_json::from_str(&h.decisions().await).unwrap();
+    let served = decisions["scaledobjects"].as_array().unwrap().iter().filter(|o| o["name"] == "edited").count();
+    assert_eq!(served, 1, "the old target stopped within the window: {decisions}");
+    assert!(samples.len() > 20 && last > 1.0, "the counter is exported throughout and grows: {samples:?}");
+    let body = http_get(h.http_addr, "/metrics").await;
+    assert!(body.contains(series), "the old target's end left the new one's series in place\n{body}");
+    h.stop().await;
+}

@@ -105,6 +105,8 @@ pub struct JobPods {
     /// Pods with a `DisruptionTarget` condition (Spot reclaim, eviction, preemption): `pod:
     /// reason`.
     pub disrupted: Vec<String>,
+    /// Of `live`, the pods bound to a node (`spec.nodeName`): the Jobs whose GPUs are billed.
+    pub on_nodes: u32,
 }
 
 impl JobPods {
@@ -483,6 +485,7 @@ mod tests {
             working,
             starting: live.len() as u32 - working,
             disrupted: disrupted.iter().map(|s| s.to_string()).collect(),
+            on_nodes: live.len() as u32,
         }
     }
 

@@ -37,6 +37,10 @@ pub struct PodInfo {
     /// its creation; a pod that flapped reads later), when known: the cold start the forecast
     /// floor plans for, measured rather than configured.
     pub ready_after: Option<Duration>,
+    /// GPUs its containers request (`nvidia.com/gpu`), when the pod spec says: what the fleet
+    /// pays for. `None` for a pod whose spec is not known (static endpoints) or asks for none,
+    /// so that the ScaledObject's `gpusPerPod` applies, or the cost is unknown.
+    pub gpus: Option<u32>,
 }
 
 /// Where a pod is in its life, as the scaler counts it: only a Ready pod is scraped, only a

@@ -69,6 +69,7 @@ impl FleetSource {
                         node: None,
                         readiness: Readiness::Ready,
                         ready_after: None,
+                        gpus: None,
                     })
                     .collect();
                 let addrs = eps.iter().map(|e| (e.name.clone(), e.addr)).collect();
@@ -187,6 +188,7 @@ mod tests {
             node: node.map(Into::into),
             readiness: Readiness::Ready,
             ready_after: None,
+            gpus: None,
         }
     }
 
@@ -209,6 +211,7 @@ mod tests {
             kube_enabled: true,
             namespace_access: &access,
             dcgm_selector: "app=nvidia-dcgm-exporter",
+            gpu_hour_price: crate::spec::cost::DEFAULT_GPU_HOUR_PRICE,
         };
         ScalerSpec::parse(&raw, &ctx).expect("valid metadata")
     }

@@ -168,7 +168,8 @@ impl Visitor for QueueMetricExtractor {
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
-        if s.value.is_nan() || !self.matches(s) {
+        // NaN or an infinite length is no count (a broken exporter), not a queue to plan for.
+        if !s.value.is_finite() || !self.matches(s) {
             return;
         }
         if s.name == self.metric {

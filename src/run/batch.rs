@@ -22,6 +22,7 @@ use crate::{
     discovery::kube::PodWatch,
     read::queue::QueueMetricExtractor,
     run::{
+        cost::Ledger,
         job_pods::job_pods,
         target::{Presence, Shared, TargetKey},
         telemetry::JobLabels,
@@ -45,11 +46,21 @@ pub struct BatchTarget {
     pub pods: Option<PodWatch>,
     /// What one Job does per second, learned from the queue's drain.
     drain: Mutex<DrainRate>,
+    /// What the Job pods on nodes cost so far (with `watchPods`), shared with any other target
+    /// of this ScaledJob (see [`cost::Ledgers`]).
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 impl BatchTarget {
-    /// A target whose loop is not started yet.
-    pub fn new(key: TargetKey, meta: HashMap<String, String>, spec: BatchSpec, stale_after: Duration, pods: Option<PodWatch>) -> Self {
+    /// A target whose loop is not started yet, charging its Job pods into `ledger`.
+    pub fn new(
+        key: TargetKey,
+        meta: HashMap<String, String>,
+        spec: BatchSpec,
+        stale_after: Duration,
+        pods: Option<PodWatch>,
+        ledger: Arc<Mutex<Ledger>>,
+    ) -> Self {
         BatchTarget {
             key,
             meta,
@@ -58,6 +69,7 @@ impl BatchTarget {
             presence: Arc::default(),
             pods,
             drain: Mutex::default(),
+            ledger,
         }
     }
 
@@ -71,6 +83,7 @@ impl BatchTarget {
 struct Latest {
     decision: Option<(Instant, Arc<BatchDecision>)>,
     last_error: Option<String>,
+    spent: Option<f64>,
 }
 
 /// The latest decision of a batch target, as the RPCs read it.
@@ -98,6 +111,11 @@ impl BatchStore {
         self.active.send_if_modified(|cur| std::mem::replace(cur, active) != active);
     }
 
+    /// Notes what the Job pods cost so far (`None` while their pods are not known).
+    pub fn record_spend(&self, dollars: Option<f64>) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).spent = dollars;
+    }
+
     /// Notes a failed read; the previous decision is served until it goes stale.
     pub fn record_problem(&self, why: String) {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).last_error = Some(why);
@@ -111,6 +129,7 @@ impl BatchStore {
             age_seconds: r.decision.as_ref().map(|(at, _)| now.saturating_duration_since(*at).as_secs_f64()),
             fresh: r.decision.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) <= self.stale_after),
             last_error: r.last_error.clone(),
+            dollars_total: r.spent,
         }
     }
 
@@ -149,6 +168,10 @@ pub struct BatchView {
     pub fresh: bool,
     /// The latest failed read, if the last read failed.
     pub last_error: Option<String>,
+    /// Dollars the Job pods on nodes cost since this scaler began watching them: pods x GPUs
+    /// per Job x `gpuHourPrice` (the Spot price), integrated tick by tick; `None` without
+    /// `watchPods` or before the pods are listed (unknown, not free).
+    pub dollars_total: Option<f64>,
 }
 
 /// Reads the queue every interval until the target expires.
@@ -161,7 +184,6 @@ pub async fn run(shared: Arc<Shared>, target: Arc<BatchTarget>) {
             ticker.tick().await;
             if target.presence.expired(shared.origin, shared.settings.idle_timeout) {
                 info!(idle_for = ?target.presence.idle_for(shared.origin), "no RPC about this ScaledJob for a while: stopping");
-                shared.metrics.forget_batch(&target.labels());
                 break;
             }
             tick(&shared, &target).await;
@@ -189,6 +211,7 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
         }
         Some(job_pods(w.pods().iter().map(|p| p.as_ref())))
     });
+    charge(shared, target, pods.as_ref().map(|p| p.on_nodes));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let job_rate = target.drain.lock().unwrap_or_else(|p| p.into_inner()).per_job();
     let ctx = BatchContext { now, pods, job_rate };
@@ -220,4 +243,23 @@ async fn tick(shared: &Shared, target: &BatchTarget) {
             target.store.record_problem(e);
         }
     }
+}
+
+/// Charges the Job pods on nodes for the interval since the last tick, at the Spot price of
+/// their GPUs. Without their pods (no `watchPods`, not listed yet) the cost is unknown: its
+/// series is dropped and the interval is not charged.
+fn charge(shared: &Shared, target: &BatchTarget, on_nodes: Option<u32>) {
+    let now = Instant::now().saturating_duration_since(shared.origin);
+    let spent = {
+        let mut ledger = target.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        match on_nodes {
+            Some(n) => Some(ledger.spend.charge(now, f64::from(n) * target.spec.policy.cost.job_hour())),
+            None => {
+                ledger.spend.interrupt();
+                None
+            }
+        }
+    };
+    shared.metrics.batch_spend(&target.labels(), spent);
+    target.store.record_spend(spent);
 }

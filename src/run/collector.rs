@@ -16,6 +16,7 @@ use crate::{
     discovery::{Exporter, FleetSource, PodInfo},
     read::dcgm::DcgmExtractor,
     read::vllm::PodSample,
+    run::cost::{CostMeter, LedgerKind, max_gap},
     run::history::Persistence,
     run::target::{Shared, Target},
     run::telemetry::PodLabels,
@@ -34,6 +35,11 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
             p.restore(&mut decider).await;
         }
         let mut known: HashSet<String> = HashSet::new();
+        // Late ticks (slow scrapes) are still charged; a process paused for minutes is not.
+        let ledger =
+            shared.ledgers.get(LedgerKind::ScaledObject, &target.key.namespace, &target.key.name, max_gap(shared.settings.stale_after));
+        let mut cost = CostMeter::new(spec.cost, ledger);
+        shared.metrics.slo(&target.labels, spec.slo.as_ref());
         let mut ticker = tokio::time::interval(shared.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -43,7 +49,7 @@ pub async fn run(shared: Arc<Shared>, target: Arc<Target>, mut fleet: FleetSourc
                 break;
             }
             let started = Instant::now();
-            tick(&shared, &target, &spec, &mut fleet, &mut decider, &mut known).await;
+            tick(&shared, &target, &spec, &mut fleet, &mut decider, &mut cost, &mut known).await;
             shared.metrics.tick(&target.labels, started.elapsed().as_secs_f64());
             if let Some(p) = &mut persistence {
                 p.maybe_save(&decider, calendar().as_secs()).await;
@@ -72,6 +78,7 @@ async fn tick(
     spec: &ScalerSpec,
     fleet: &mut FleetSource,
     decider: &mut Decider,
+    cost: &mut CostMeter,
     known: &mut HashSet<String>,
 ) {
     let now = shared.origin.elapsed();
@@ -79,14 +86,22 @@ async fn tick(
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "pod discovery failed");
+            cost.interrupted();
             target.store.record_problem(e.to_string());
             shared.metrics.unavailable(&target.labels);
             return;
         }
     };
     let starting = all.iter().filter(|p| p.is_starting()).count() as u32;
-    let ready: Vec<PodInfo> = all.into_iter().filter(|p| p.scrapeable().is_some()).collect();
+    let ready: Vec<PodInfo> = all.iter().filter(|p| p.scrapeable().is_some()).cloned().collect();
     let results = scrape_pods(shared, target, spec, fleet, &ready).await;
+    let tokens = results.iter().filter_map(|(pod, r)| Some((*pod, r.as_ref().ok()?.tokens_total?)));
+    let (reading, news) = cost.observe(now, &all, tokens);
+    if let (crate::run::cost::CostReading::Unknown { reason }, true) = (&reading, news) {
+        warn!(%reason, "no cost metrics for this ScaledObject until its pods' GPUs are known");
+    }
+    shared.metrics.cost_of(&target.labels, &reading);
+    target.store.record_cost(reading);
     let gpu_activity = scrape_gpus(shared, fleet, &ready).await;
     let ready_names: HashSet<&str> = ready.iter().map(|p| p.name.as_str()).collect();
     forget_departed(shared, target, &ready_names, known);

@@ -16,7 +16,7 @@ pub fn selector(name: &str) -> String {
     format!("{SCALEDJOB_LABEL}={name}")
 }
 
-/// Sorts pods into live, working, starting and disrupted.
+/// Sorts pods into live, working, starting, disrupted and on a node.
 ///
 /// A pod is live until it has Succeeded or Failed (one being deleted may still finish its entry
 /// within its grace period); it works when Running, `Ready` and without a `DisruptionTarget`
@@ -38,6 +38,9 @@ pub fn job_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> JobPods {
             continue;
         }
         out.live.push(name.to_string());
+        if pod.spec.as_ref().is_some_and(|s| s.node_name.is_some()) {
+            out.on_nodes += 1;
+        }
         let deleting = pod.metadata.deletion_timestamp.is_some();
         if disruption.is_some() || deleting {
             continue;
@@ -55,7 +58,7 @@ pub fn job_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> JobPods {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
@@ -63,7 +66,8 @@ mod tests {
     fn pod(name: &str, phase: &str, conditions: &[(&str, Option<&str>)]) -> Pod {
         Pod {
             metadata: ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), ..Default::default() },
-            spec: None,
+            // A Pending pod here is waiting for a node: the scheduler has not bound it.
+            spec: Some(PodSpec { node_name: (phase != "Pending").then(|| "spot-1".into()), ..Default::default() }),
             status: Some(PodStatus {
                 phase: Some(phase.into()),
                 conditions: Some(
@@ -94,6 +98,7 @@ mod tests {
         let p = job_pods(&pods);
         assert_eq!(p.live, ["a", "b", "c"], "finished pods hold no entries");
         assert_eq!((p.working, p.starting), (1, 1));
+        assert_eq!(p.on_nodes, 2, "a and c run on a node (billed); b waits for one");
         assert_eq!(p.disrupted, ["c:PreemptionByScheduler", "d:TerminationByKubelet"]);
         assert_eq!(selector("embed"), "scaledjob.keda.sh/name=embed");
     }

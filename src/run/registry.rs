@@ -19,7 +19,9 @@ use crate::{
     discovery::{Discovery, FleetSource},
     run::{
         batch::{self, BatchTarget},
-        collector, job_pods,
+        collector,
+        cost::{LedgerKind, max_gap},
+        job_pods,
         target::{Shared, Target, TargetKey},
     },
     spec::{ParseContext, ScalerSpec, SpecError, batch::BatchSpec},
@@ -109,15 +111,20 @@ impl Registry {
                 .into());
             }
         };
-        let target = Arc::new(BatchTarget::new(key.clone(), meta.clone(), spec, s.settings.stale_after, pods));
+        let ledger = s.ledgers.get(LedgerKind::ScaledJob, namespace, name, max_gap(s.settings.stale_after));
+        let target = Arc::new(BatchTarget::new(key.clone(), meta.clone(), spec, s.settings.stale_after, pods, ledger));
         target.presence.touch(s.origin);
         tracing::info!(namespace, scaledjob = name, spec = ?target.spec, "reading new batch queue");
         let (shared, targets, t) = (s.clone(), self.batch.clone(), target.clone());
         target.presence.set_task(tokio::spawn(async move {
-            batch::run(shared, t.clone()).await;
+            batch::run(shared.clone(), t.clone()).await;
             let mut w = targets.write().unwrap_or_else(|p| p.into_inner());
             if w.get(&t.key).is_some_and(|x| Arc::ptr_eq(x, &t)) {
                 w.remove(&t.key);
+            }
+            // An edited ScaledJob's new target writes the same series: leave them to it.
+            if !w.keys().any(|k| same_name(k, &t.key)) {
+                shared.metrics.forget_batch(&t.labels());
             }
         }));
         w.insert(key, target.clone());
@@ -142,6 +149,7 @@ impl Registry {
                 kube_enabled: s.discovery.finds_pods(),
                 namespace_access: &s.namespace_access,
                 dcgm_selector: &s.dcgm_selector,
+                gpu_hour_price: s.gpu_hour_price,
             },
         )?;
         let mut w = self.targets.write().unwrap_or_else(|p| p.into_inner());
@@ -165,7 +173,11 @@ impl Registry {
         if w.get(&target.key).is_some_and(|t| Arc::ptr_eq(t, &target)) {
             w.remove(&target.key);
         }
-        shared.metrics.forget_target(&target.labels);
+        // An edited ScaledObject's new target (other metadata, same name) writes the same
+        // series: dropping them would read as a counter reset and count the overlap twice.
+        if !w.keys().any(|k| same_name(k, &target.key)) {
+            shared.metrics.forget_target(&target.labels);
+        }
         shared.metrics.set_targets(w.len());
     }
 
@@ -196,4 +208,9 @@ impl Registry {
             t.presence.abort();
         }
     }
+}
+
+/// Whether two targets are the same ScaledObject or ScaledJob, whatever their metadata.
+fn same_name(a: &TargetKey, b: &TargetKey) -> bool {
+    a.namespace == b.namespace && a.name == b.name
 }

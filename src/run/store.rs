@@ -13,7 +13,10 @@ use std::{
 use serde::Serialize;
 use tokio::{sync::watch, time::Instant};
 
-use crate::decide::policy::{Decision, Outcome, Signal};
+use crate::{
+    decide::policy::{Decision, Outcome, Signal},
+    run::cost::CostReading,
+};
 
 /// How many past decisions the HTTP API shows.
 const HISTORY: usize = 60;
@@ -53,6 +56,7 @@ struct Inner {
     decided_unix_ms: u64,
     last_error: Option<String>,
     history: VecDeque<HistoryEntry>,
+    cost: Option<CostReading>,
 }
 
 /// Decision store of one ScaledObject.
@@ -78,6 +82,8 @@ pub struct StoreView {
     pub last_error: Option<String>,
     /// Recent decisions, newest last.
     pub history: Vec<HistoryEntry>,
+    /// The fleet's cost at the latest count of its pods (`None` before the first).
+    pub cost: Option<CostReading>,
 }
 
 fn unix_ms() -> u64 {
@@ -125,6 +131,11 @@ impl DecisionStore {
         self.active.send_if_modified(|cur| std::mem::replace(cur, active) != active);
     }
 
+    /// Stores the fleet's cost at the latest count of its pods.
+    pub fn record_cost(&self, cost: CostReading) {
+        self.write().cost = Some(cost);
+    }
+
     /// Notes a tick that produced no decision; the previous one is served until it goes stale.
     pub fn record_problem(&self, reason: String) {
         self.write().last_error = Some(reason);
@@ -164,6 +175,7 @@ impl DecisionStore {
             fresh: age.is_some_and(|a| a <= self.stale_after),
             last_error: r.last_error.clone(),
             history: r.history.iter().cloned().collect(),
+            cost: r.cost.clone(),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::{
     discovery::Discovery,
     fetch::{redis::RedisPool, scrape::Scraper},
     run::{
+        cost::Ledgers,
         history_store::HistoryStore,
         store::DecisionStore,
         telemetry::{Metrics, TargetLabels},
@@ -51,6 +52,8 @@ pub struct Shared {
     pub namespace_access: NamespaceAccess,
     /// `--dcgm-selector`: the cluster's dcgm-exporter pods.
     pub dcgm_selector: String,
+    /// `gpu_hour_price`: the default of `gpuHourPrice`.
+    pub gpu_hour_price: f64,
     /// Pod discovery.
     pub discovery: Discovery,
     /// HTTP client.
@@ -65,6 +68,8 @@ pub struct Shared {
     pub history: Option<(HistoryStore, Duration)>,
     /// Connections to the Redis servers batch targets read.
     pub redis: RedisPool,
+    /// What each fleet has cost and served, by name (shared by the targets of one name).
+    pub ledgers: Ledgers,
 }
 
 /// Identity of one served ScaledObject trigger.

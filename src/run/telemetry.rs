@@ -16,7 +16,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::decide::policy::{Decision, Signal};
+use crate::{
+    decide::policy::{Decision, Signal},
+    run::cost::CostReading,
+};
 
 /// Labels naming a ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +89,14 @@ struct PodErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SloLabels {
+    namespace: String,
+    scaledobject: String,
+    /// `ttft` or `tpot`.
+    latency: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
     method: &'static str,
 }
@@ -97,6 +108,7 @@ struct RpcErrorLabels {
 }
 
 type FGauge = Gauge<f64, AtomicU64>;
+type FCounter = Counter<f64, AtomicU64>;
 
 fn rpc_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_01, 4.0, 10))
@@ -130,7 +142,24 @@ pub struct Metrics {
     targets: Gauge,
     rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
     rpc_errors: Family<RpcErrorLabels, Counter>,
+    signal_dominant: Family<SignalLabels, Gauge>,
+    capacity_used: Family<TargetLabels, FGauge>,
+    slo: Family<SloLabels, FGauge>,
+    cost: CostMetrics,
     batch: BatchMetrics,
+}
+
+/// A serving fleet's cost, one family per number of [`CostNow`]; every series is dropped while
+/// the cost is unknown.
+#[derive(Debug, Default)]
+struct CostMetrics {
+    gpus: Family<TargetLabels, Gauge>,
+    price: Family<TargetLabels, FGauge>,
+    per_hour: Family<TargetLabels, FGauge>,
+    dollars: Family<TargetLabels, FCounter>,
+    budget: Family<TargetLabels, FGauge>,
+    tokens: Family<TargetLabels, FCounter>,
+    per_1k_tokens: Family<TargetLabels, FGauge>,
 }
 
 /// A batch target's decision, one family per number of the decision record.
@@ -149,6 +178,7 @@ struct BatchMetrics {
     late: Family<JobLabels, FGauge>,
     disrupted: Family<JobLabels, Gauge>,
     read_errors: Family<JobLabels, Counter>,
+    dollars: Family<JobLabels, FCounter>,
 }
 
 const BOUNDS: [(crate::decide::batch::Bound, &str); 3] = {
@@ -187,6 +217,10 @@ impl Metrics {
             targets: Gauge::default(),
             rpc_duration: Family::new_with_constructor(rpc_histogram),
             rpc_errors: Family::default(),
+            signal_dominant: Family::default(),
+            capacity_used: Family::default(),
+            slo: Family::default(),
+            cost: CostMetrics::default(),
             batch: BatchMetrics::default(),
             registry: Registry::default(),
         };
@@ -208,6 +242,11 @@ impl Metrics {
         registry.register("batch_deadline_late_seconds", "How far the projected finish lands after the deadline", b.late.clone());
         registry.register("batch_disrupted_pods", "The ScaledJob's pods with a DisruptionTarget condition", b.disrupted.clone());
         registry.register("batch_read_errors", "Failed reads of a ScaledJob's queue", b.read_errors.clone());
+        registry.register(
+            "batch_cost_dollars",
+            "Cost of the ScaledJob's Job pods on nodes (x GPUs per Job x gpuHourPrice) since this scaler began watching them",
+            b.dollars.clone(),
+        );
         registry.register("desired_replicas", "Replicas the latest decision asks for", m.desired.clone());
         registry.register("current_replicas", "Ready plus starting pods at the latest decision", m.current.clone());
         registry.register("demand_replicas", "Blended demand in replicas at target, before the peak factor", m.demand.clone());
@@ -215,6 +254,33 @@ impl Metrics {
         registry.register("signal_value", "Fleet total of each signal (latency: quantile in seconds)", m.signal_raw.clone());
         registry.register("signal_demand_replicas", "Replicas each signal asks for at target", m.signal_demand.clone());
         registry.register("signal_contribution_replicas", "Each signal's share of the blended demand", m.signal_contribution.clone());
+        registry.register(
+            "signal_dominant",
+            "1 for the signal that decided (max) or weighed most (weighted), 0 for the others",
+            m.signal_dominant.clone(),
+        );
+        registry.register(
+            "capacity_used_ratio",
+            "Blended demand at target over Ready replicas: the share of the fleet's capacity at target in use (1 = at target)",
+            m.capacity_used.clone(),
+        );
+        registry.register("slo_seconds", "The ScaledObject's latency SLO bound (sloTtft, sloTpot)", m.slo.clone());
+        let c = &m.cost;
+        registry.register(
+            "gpus_provisioned",
+            "GPUs of the fleet's Ready and starting pods (nvidia.com/gpu requests, else gpusPerPod)",
+            c.gpus.clone(),
+        );
+        registry.register("gpu_hour_price_dollars", "Price of one GPU-hour the fleet is charged at (gpuHourPrice)", c.price.clone());
+        registry.register("cost_dollars_per_hour", "GPUs provisioned x price per GPU-hour", c.per_hour.clone());
+        registry.register("cost_dollars", "Cost of the fleet's GPUs since this scaler began metering it", c.dollars.clone());
+        registry.register("cost_budget_dollars_per_hour", "The fleet's budget (budgetPerHour)", c.budget.clone());
+        registry.register("tokens_served", "Prompt and generation tokens the fleet's pods served, from vLLM's counters", c.tokens.clone());
+        registry.register(
+            "cost_per_1k_tokens_dollars",
+            "Cost of 1,000 prompt + generation tokens over the last 5 minutes (absent while none flowed)",
+            c.per_1k_tokens.clone(),
+        );
         registry.register(
             "forecast_tokens_per_second",
             "Forecast demand at the floor's lead (point, lower) and the upper bound's peak until then, prompt + generation tokens/s",
@@ -287,7 +353,10 @@ impl Metrics {
                 }
             }
             self.signal_contribution.get_or_create(&l).set(r.contribution);
+            self.signal_dominant.get_or_create(&l).set(i64::from(d.dominant == Some(r.signal)));
         }
+        let used = (d.ready_pods > 0).then(|| d.demand / f64::from(d.ready_pods));
+        set_or_drop(&self.capacity_used, t, used);
         self.forecast_of(t, d);
     }
 
@@ -364,6 +433,54 @@ impl Metrics {
             self.signal_raw.remove(&l);
             self.signal_demand.remove(&l);
             self.signal_contribution.remove(&l);
+            self.signal_dominant.remove(&l);
+        }
+        self.capacity_used.remove(t);
+        for latency in ["ttft", "tpot"] {
+            self.slo.remove(&SloLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), latency });
+        }
+        self.cost_of(t, &CostReading::Unknown { reason: String::new() });
+    }
+
+    /// Exports the ScaledObject's SLO bounds, so dashboards draw the line it is held to.
+    pub fn slo(&self, t: &TargetLabels, slo: Option<&crate::spec::SloSpec>) {
+        let bounds = slo.map(|s| [("ttft", s.bounds.ttft()), ("tpot", s.bounds.tpot())]).unwrap_or([("ttft", None), ("tpot", None)]);
+        for (latency, bound) in bounds {
+            let l = SloLabels { namespace: t.namespace.clone(), scaledobject: t.scaledobject.clone(), latency };
+            match bound {
+                Some(b) => {
+                    self.slo.get_or_create(&l).set(b.as_secs_f64());
+                }
+                None => {
+                    self.slo.remove(&l);
+                }
+            }
+        }
+    }
+
+    /// Records the fleet's cost; an unknown cost drops every cost series (a fleet priced at
+    /// zero GPUs would read as free). The counters carry the meter's totals, so a series that
+    /// comes back resumes where the meter is.
+    pub fn cost_of(&self, t: &TargetLabels, reading: &CostReading) {
+        let c = &self.cost;
+        match reading {
+            CostReading::Known(now) => {
+                c.gpus.get_or_create(t).set(i64::from(now.gpus));
+                c.price.get_or_create(t).set(now.gpu_hour_price);
+                c.per_hour.get_or_create(t).set(now.dollars_per_hour);
+                raise_to(&c.dollars, t, now.dollars_total);
+                raise_to(&c.tokens, t, now.tokens_total);
+                set_or_drop(&c.budget, t, now.budget_dollars_per_hour);
+                set_or_drop(&c.per_1k_tokens, t, now.dollars_per_1k_tokens);
+            }
+            CostReading::Unknown { .. } => {
+                c.gpus.remove(t);
+                for f in [&c.price, &c.per_hour, &c.budget, &c.per_1k_tokens] {
+                    f.remove(t);
+                }
+                c.dollars.remove(t);
+                c.tokens.remove(t);
+            }
         }
     }
 
@@ -389,6 +506,16 @@ impl Metrics {
         set_or_drop(&b.disrupted, t, d.pods.as_ref().map(|p| p.disrupted.len() as i64));
     }
 
+    /// Records what a batch target's Job pods cost so far; unknown (no pod watch) drops it.
+    pub fn batch_spend(&self, t: &JobLabels, dollars: Option<f64>) {
+        match dollars {
+            Some(total) => raise_to(&self.batch.dollars, t, total),
+            None => {
+                self.batch.dollars.remove(t);
+            }
+        }
+    }
+
     /// Records a failed read of a batch target's queue.
     pub fn batch_read_error(&self, t: &JobLabels) {
         self.batch.read_errors.get_or_create(t).inc();
@@ -403,6 +530,7 @@ impl Metrics {
         for f in [&b.orphaned, &b.jobs_wanted, &b.jobs, &b.busy, &b.disrupted] {
             f.remove(t);
         }
+        b.dollars.remove(t);
         for (_, bound) in BOUNDS {
             b.bound.remove(&JobBoundLabels { namespace: t.namespace.clone(), scaledjob: t.scaledjob.clone(), bound });
         }
@@ -423,11 +551,11 @@ impl Metrics {
 }
 
 /// Sets the series of `t` to `v`, or drops it when `v` is unknown (unknown is not zero).
-fn set_or_drop<N, A: prometheus_client::metrics::gauge::Atomic<N> + Default>(
-    f: &Family<JobLabels, Gauge<N, A>>,
-    t: &JobLabels,
-    v: Option<N>,
-) {
+fn set_or_drop<L, N, A>(f: &Family<L, Gauge<N, A>>, t: &L, v: Option<N>)
+where
+    L: Clone + std::hash::Hash + Eq,
+    A: prometheus_client::metrics::gauge::Atomic<N> + Default,
+{
     match v {
         Some(v) => {
             f.get_or_create(t).set(v);
@@ -435,6 +563,15 @@ fn set_or_drop<N, A: prometheus_client::metrics::gauge::Atomic<N> + Default>(
         None => {
             f.remove(t);
         }
+    }
+}
+
+/// Raises the counter of `t` to `total` (a counter only goes up: a lower total is ignored).
+fn raise_to<L: Clone + std::hash::Hash + Eq>(f: &Family<L, FCounter>, t: &L, total: f64) {
+    let c = f.get_or_create(t);
+    let by = total - c.get();
+    if by > 0.0 {
+        c.inc_by(by);
     }
 }
 
@@ -507,6 +644,94 @@ mod tests {
             warming_up: Vec::new(),
             reason: String::new(),
         }
+    }
+
+    #[test]
+    fn a_known_cost_is_exported_and_an_unknown_one_drops_every_cost_series_and_resumes_at_the_meters_total() {
+        use crate::run::cost::CostNow;
+        let m = Metrics::new();
+        let t = TargetLabels { namespace: "ai".into(), scaledobject: "llama".into() };
+        let now = |total: f64, per_1k: Option<f64>| {
+            CostReading::Known(CostNow {
+                gpus: 4,
+                gpu_hour_price: 4.0,
+                dollars_per_hour: 16.0,
+                dollars_total: total,
+                tokens_total: 2_000.0,
+                dollars_per_1k_tokens: per_1k,
+                budget_dollars_per_hour: None,
+            })
+        };
+        m.cost_of(&t, &now(1.5, Some(0.002)));
+        let text = m.encode_classic();
+        for needle in [
+            "llm_scaler_gpus_provisioned{namespace=\"ai\",scaledobject=\"llama\"} 4",
+            "llm_scaler_cost_dollars_per_hour{namespace=\"ai\",scaledobject=\"llama\"} 16.0",
+            "llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"llama\"} 1.5",
+            "llm_scaler_tokens_served_total{namespace=\"ai\",scaledobject=\"llama\"} 2000.0",
+            "llm_scaler_cost_per_1k_tokens_dollars{namespace=\"ai\",scaledobject=\"llama\"} 0.002",
+            "# TYPE llm_scaler_cost_dollars_total counter",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        assert!(!text.contains("llm_scaler_cost_budget_dollars_per_hour{"), "no budget set: no series\n{text}");
+        m.cost_of(&t, &CostReading::Unknown { reason: "pod x".into() });
+        let text = m.encode_classic();
+        for gone in ["llm_scaler_gpus_provisioned{", "llm_scaler_cost_dollars_total{", "llm_scaler_cost_dollars_per_hour{"] {
+            assert!(!text.contains(gone), "{gone} still exported while the cost is unknown\n{text}");
+        }
+        m.cost_of(&t, &now(2.0, None));
+        let text = m.encode_classic();
+        assert!(text.contains("llm_scaler_cost_dollars_total{namespace=\"ai\",scaledobject=\"llama\"} 2.0"), "{text}");
+        assert!(!text.contains("llm_scaler_cost_per_1k_tokens_dollars{"), "idle: undefined, not zero\n{text}");
+    }
+
+    #[test]
+    fn a_scaledjobs_spend_is_a_dollars_total_counter_absent_while_its_pods_are_unknown() {
+        let m = Metrics::new();
+        let t = JobLabels { namespace: "batch".into(), scaledjob: "embed".into() };
+        let series = "llm_scaler_batch_cost_dollars_total{namespace=\"batch\",scaledjob=\"embed\"}";
+        m.batch_spend(&t, Some(0.25));
+        let text = m.encode_classic();
+        assert!(text.contains(&format!("{series} 0.25")) && text.contains("# TYPE llm_scaler_batch_cost_dollars_total counter"), "{text}");
+        m.batch_spend(&t, None);
+        assert!(!m.encode_classic().contains(series), "unknown is not $0");
+        m.batch_spend(&t, Some(0.5));
+        m.forget_batch(&t);
+        assert!(!m.encode_classic().contains(series), "a ScaledJob no longer read leaves no series");
+    }
+
+    #[test]
+    fn the_deciding_signal_reads_1_and_the_others_0() {
+        use crate::decide::policy::SignalReport;
+        let m = Metrics::new();
+        let t = TargetLabels { namespace: "ai".into(), scaledobject: "llama".into() };
+        let mut d = decision(None);
+        d.dominant = Some(Signal::QueueDepth);
+        d.signals = [Signal::QueueDepth, Signal::KvCacheUsage]
+            .into_iter()
+            .map(|signal| SignalReport {
+                signal,
+                raw: Some(1.0),
+                target: 1.0,
+                weight: 1.0,
+                reporting_pods: 2,
+                demand: Some(1.0),
+                demand_if_missing_at_target: Some(1.0),
+                contribution: 1.0,
+            })
+            .collect();
+        m.decision(&t, &d);
+        let text = m.encode_classic();
+        let q =
+            format!("llm_scaler_signal_dominant{{namespace=\"ai\",scaledobject=\"llama\",signal=\"{}\"}} 1", Signal::QueueDepth.as_str());
+        let kv =
+            format!("llm_scaler_signal_dominant{{namespace=\"ai\",scaledobject=\"llama\",signal=\"{}\"}} 0", Signal::KvCacheUsage.as_str());
+        assert!(text.contains(&q) && text.contains(&kv), "{text}");
+        assert!(
+            text.contains("llm_scaler_capacity_used_ratio{namespace=\"ai\",scaledobject=\"llama\"} 1.0"),
+            "demand 2 over 2 Ready: {text}"
+        );
     }
 
     #[test]

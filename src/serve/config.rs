@@ -133,6 +133,11 @@ pub struct ServeFlags {
     #[arg(long, value_name = "SELECTOR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dcgm_selector: Option<String>,
+    /// Price of one GPU-hour in dollars, for the cost metrics: the default of a ScaledObject's
+    /// `gpuHourPrice` [default: 4, the design's on-demand H100].
+    #[arg(long, value_name = "DOLLARS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_hour_price: Option<f64>,
     /// Log format: text or json [default: text].
     #[arg(long, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,6 +232,8 @@ pub struct Settings {
     /// Label selector of the cluster's dcgm-exporter pods: the default of `dcgmSelector`, and
     /// the only one accepted in a DCGM namespace a ScaledObject may not otherwise read.
     pub dcgm_selector: String,
+    /// Dollars per GPU-hour where a ScaledObject's metadata gives no `gpuHourPrice`.
+    pub gpu_hour_price: f64,
     /// On shutdown, how long in-flight calls and streams (e.g. a health Watch) may take before
     /// the server closes anyway.
     #[serde(deserialize_with = "duration")]
@@ -271,6 +278,7 @@ impl Default for Settings {
             allow_static_endpoints: false,
             allow_cross_namespace: Vec::new(),
             dcgm_selector: DEFAULT_DCGM_SELECTOR.to_string(),
+            gpu_hour_price: crate::spec::cost::DEFAULT_GPU_HOUR_PRICE,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
@@ -362,6 +370,8 @@ impl Settings {
         if self.dcgm_selector.trim().is_empty() {
             return Err(ConfigError::Invalid("dcgm_selector must be a label selector such as app=nvidia-dcgm-exporter".into()));
         }
+        crate::spec::cost::check_default_price(self.gpu_hour_price)
+            .map_err(|_| ConfigError::Invalid(format!("gpu_hour_price must be dollars per GPU-hour >= 0, got {}", self.gpu_hour_price)))?;
         self.policy_defaults().map(|_| ())
     }
 
@@ -411,6 +421,7 @@ impl Settings {
                 kube_enabled: true,
                 namespace_access: &NamespaceAccess::own_namespace_only(),
                 dcgm_selector: &self.dcgm_selector,
+                gpu_hour_price: self.gpu_hour_price,
             },
         )?;
         Ok((spec.policy, spec.latency))

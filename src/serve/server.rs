@@ -36,6 +36,7 @@ use crate::{
     proto::{FILE_DESCRIPTOR_SET, external_scaler_server::ExternalScalerServer},
     run::telemetry::Metrics,
     run::{
+        cost::Ledgers,
         history_store::HistoryStore,
         prewarm::Prewarm,
         registry::Registry,
@@ -178,6 +179,7 @@ impl Server {
             allow_static_endpoints: settings.allow_static_endpoints,
             namespace_access,
             dcgm_selector: settings.dcgm_selector.clone(),
+            gpu_hour_price: settings.gpu_hour_price,
             scraper,
             limiter: Arc::new(tokio::sync::Semaphore::new(settings.scrape_concurrency)),
             metrics: metrics.clone(),
@@ -188,6 +190,7 @@ impl Server {
             },
             discovery,
             redis: RedisPool::new(settings.scrape_timeout, redis_ca),
+            ledgers: Ledgers::default(),
         };
         let mut connect_stop = shutdown_rx.clone();
         let connect_cell = cell.clone();

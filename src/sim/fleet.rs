@@ -80,6 +80,7 @@ impl Pod {
                 PodState::Draining { .. } => Readiness::Terminating,
             },
             ready_after: self.ready_after(),
+            gpus: u32::try_from(self.gpus.len()).ok().filter(|n| *n > 0),
         }
     }
 

@@ -259,6 +259,7 @@ pub fn llm_scaler_policy(name: &str, cfg: &SimConfig, metadata: &[(String, Strin
         kube_enabled: true,
         namespace_access: &NamespaceAccess::own_namespace_only(),
         dcgm_selector: crate::serve::config::DEFAULT_DCGM_SELECTOR,
+        gpu_hour_price: crate::spec::cost::DEFAULT_GPU_HOUR_PRICE,
     };
     let spec = ScalerSpec::parse(&raw, &ctx)?;
     let mut hpa = hpa_config(cfg, tolerance);

@@ -6,6 +6,7 @@
 //! the gRPC layer returns as `InvalidArgument`.
 
 pub mod batch;
+pub mod cost;
 pub mod tenancy;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
@@ -253,6 +254,8 @@ pub struct ScalerSpec {
     pub slo: Option<SloSpec>,
     /// Policy parameters.
     pub policy: PolicyConfig,
+    /// How the fleet's GPUs are priced (reported, never decided on).
+    pub cost: cost::CostSpec,
 }
 
 /// Server-side context the parse depends on.
@@ -274,6 +277,8 @@ pub struct ParseContext<'a> {
     /// and the only selector accepted in a DCGM namespace the ScaledObject may not otherwise
     /// reach, so that namespace yields only the exporter's own pods.
     pub dcgm_selector: &'a str,
+    /// The server's price of a GPU-hour (`gpu_hour_price`): the default of `gpuHourPrice`.
+    pub gpu_hour_price: f64,
 }
 
 impl ParseContext<'_> {
@@ -563,7 +568,8 @@ impl ScalerSpec {
             window: m.parse("latencyWindow", "a duration such as 60s or 5m", duration)?.unwrap_or(ctx.latency_defaults.window),
         };
         let policy = Self::policy(&m, ctx.policy_defaults, slo.as_ref(), latency.histogram)?;
-        Ok(ScalerSpec { pods, metrics_port, metrics_path, model_name, gpu, latency, slo, policy })
+        let cost = cost::CostSpec::parse(&m, &pods, ctx.gpu_hour_price)?;
+        Ok(ScalerSpec { pods, metrics_port, metrics_path, model_name, gpu, latency, slo, policy, cost })
     }
 
     /// `sloTtft`, `sloTpot`, `sloQuantile` into one [`SloSpec`], if a bound is given.
@@ -813,7 +819,7 @@ impl ScalerSpec {
 
 /// Every metadata key (README documents each).
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
-    SOURCE_KEYS.iter().copied().chain(policy_keys())
+    SOURCE_KEYS.iter().copied().chain(cost::COST_KEYS.iter().copied()).chain(policy_keys())
 }
 
 mod humantime_ser {
@@ -839,6 +845,7 @@ mod tests {
             kube_enabled: true,
             namespace_access: &OWN_ONLY,
             dcgm_selector: "app=nvidia-dcgm-exporter",
+            gpu_hour_price: cost::DEFAULT_GPU_HOUR_PRICE,
         }
     }
 
@@ -911,10 +918,37 @@ mod tests {
             ("forecastSeasons", "hourly", "daily,weekly"),
             ("coldStart", "2h", "up to 1h"),
             ("schedulingBuffer", "soon", "such as 300s"),
+            ("gpuHourPrice", "$4", "no currency sign"),
+            ("gpuHourPrice", "-2", "plain number >= 0"),
+            ("gpusPerPod", "0", "whole number of GPUs"),
+            ("gpusPerPod", "two", "whole number of GPUs"),
+            ("budgetPerHour", "-5", "dollars per hour"),
         ] {
             let err = ScalerSpec::parse(&meta(&[(k, v)]), &ctx(&p, &l)).unwrap_err().to_string();
             assert!(err.contains(k) && err.contains(v) && err.contains(want), "{k}: {err}");
         }
+    }
+
+    #[test]
+    fn the_cost_keys_price_the_fleet_and_a_cost_static_endpoints_could_never_know_is_refused_naming_gpus_per_pod() {
+        let p = PolicyConfig::default();
+        let l = lat();
+        let s = ScalerSpec::parse(&meta(&[]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.cost, cost::CostSpec { gpu_hour_price: 4.0, gpus_per_pod: None, budget_per_hour: None }, "the design's $4");
+        let s = ScalerSpec::parse(&meta(&[("gpuHourPrice", "2.5"), ("gpusPerPod", "2"), ("budgetPerHour", "40")]), &ctx(&p, &l)).unwrap();
+        assert_eq!(s.cost, cost::CostSpec { gpu_hour_price: 2.5, gpus_per_pod: Some(2), budget_per_hour: Some(40.0) });
+        let mut server = ctx(&p, &l);
+        server.gpu_hour_price = 1.25;
+        assert_eq!(ScalerSpec::parse(&meta(&[]), &server).unwrap().cost.gpu_hour_price, 1.25, "the server's default price");
+        for priced in [("budgetPerHour", "40"), ("gpuHourPrice", "3")] {
+            let err = ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000"), priced]), &ctx(&p, &l)).unwrap_err();
+            let SpecError::Conflict { key, problem } = &err else { panic!("{err:?}") };
+            assert_eq!(key, "gpusPerPod");
+            assert!(problem.contains(priced.0) && problem.contains("static endpoints"), "{problem}");
+        }
+        let ok = ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000"), ("budgetPerHour", "40"), ("gpusPerPod", "1")]), &ctx(&p, &l));
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(ScalerSpec::parse(&meta(&[("endpoints", "127.0.0.2:8000")]), &ctx(&p, &l)).is_ok(), "no cost asked for: still scales");
     }
 
     #[test]

@@ -197,7 +197,27 @@ pub fn pod_info(pod: &Pod) -> Option<PodInfo> {
         (false, true) => Readiness::Ready,
         (false, false) => Readiness::Starting,
     };
-    Some(PodInfo { name, namespace, ip, node, readiness, ready_after })
+    let gpus = pod.spec.as_ref().and_then(requested_gpus);
+    Some(PodInfo { name, namespace, ip, node, readiness, ready_after, gpus })
+}
+
+/// The extended resource NVIDIA's device plugin schedules GPUs by.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// GPUs the pod's containers request, summed; `None` when none asks for any (or a value is not
+/// a whole number, which the API server would not admit). An extended resource given only as a
+/// limit is requested at that limit, so a limit counts where the request is missing.
+fn requested_gpus(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<u32> {
+    let per_container = spec.containers.iter().filter_map(|c| {
+        let r = c.resources.as_ref()?;
+        let q = r.requests.as_ref().and_then(|m| m.get(GPU_RESOURCE)).or_else(|| r.limits.as_ref()?.get(GPU_RESOURCE))?;
+        Some(q.0.trim().parse::<u32>().ok())
+    });
+    let mut total: Option<u32> = None;
+    for n in per_container {
+        total = Some(total.unwrap_or(0).checked_add(n?)?);
+    }
+    total.filter(|n| *n > 0)
 }
 
 #[cfg(test)]
@@ -245,9 +265,35 @@ mod tests {
                 node: Some("node-1".into()),
                 readiness: Readiness::Ready,
                 ready_after: None,
+                gpus: None,
             }
         );
         assert!(info.scrapeable().is_some());
+    }
+
+    #[test]
+    fn a_pods_gpus_are_the_sum_of_its_containers_nvidia_gpu_requests_or_limits() {
+        use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let container = |requests: &[(&str, &str)], limits: &[(&str, &str)]| {
+            let map =
+                |kv: &[(&str, &str)]| (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect());
+            Container {
+                name: "c".into(),
+                resources: Some(ResourceRequirements { requests: map(requests), limits: map(limits), ..Default::default() }),
+                ..Default::default()
+            }
+        };
+        let with = |containers: Vec<Container>| {
+            let mut p = pod("a", Some("True"), Some("10.0.0.7"));
+            p.spec.as_mut().unwrap().containers = containers;
+            pod_info(&p).expect("pod info").gpus
+        };
+        assert_eq!(with(vec![container(&[("nvidia.com/gpu", "2")], &[("nvidia.com/gpu", "2")])]), Some(2));
+        assert_eq!(with(vec![container(&[], &[("nvidia.com/gpu", "4")]), container(&[("cpu", "1")], &[])]), Some(4), "a limit alone");
+        assert_eq!(with(vec![container(&[("nvidia.com/gpu", "1")], &[]), container(&[("nvidia.com/gpu", "1")], &[])]), Some(2));
+        assert_eq!(with(vec![container(&[("cpu", "8")], &[])]), None, "no GPU asked for: unknown, not zero");
+        assert_eq!(with(vec![container(&[("nvidia.com/gpu", "1.5")], &[])]), None, "not a whole number");
     }
 
     #[test]

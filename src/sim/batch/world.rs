@@ -502,6 +502,7 @@ impl World<'_> {
                 p.starting += 1;
             }
             p.live.push(name);
+            p.on_nodes += 1;
         }
         p.live.sort();
         p
