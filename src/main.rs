@@ -203,12 +203,15 @@ async fn watch(client: &Client, scope: &Scope, a: &StatusArgs) -> anyhow::Result
                 if tty {
                     // Home and clear, then the table under a line saying where and when.
                     write!(out, "\x1b[H\x1b[2J{} at {now}, every {}\n\n{text}", a.addr, humantime::format_duration(a.interval))?;
-                } else if shown.as_ref() != Some(&status.material()) {
-                    if a.output != Output::Json {
-                        writeln!(out, "# {now}")?;
+                } else {
+                    let material = status.material();
+                    if shown.as_ref() != Some(&material) {
+                        if a.output != Output::Json {
+                            writeln!(out, "# {now}")?;
+                        }
+                        write!(out, "{text}")?;
+                        shown = Some(material);
                     }
-                    write!(out, "{text}")?;
-                    shown = Some(status.material());
                 }
                 out.flush()?;
             }

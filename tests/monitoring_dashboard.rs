@@ -20,7 +20,7 @@ use std::{
 use common::{
     Behavior, FakePod, Harness,
     prometheus::{PrometheusServer, free_loopback_port, prometheus_bins, repo_root},
-    so,
+    so, temp_dir,
 };
 use llm_scaler::{
     proto::{GetMetricsRequest, external_scaler_client::ExternalScalerClient},
@@ -255,24 +255,6 @@ fn the_dashboard_has_a_stable_uid_its_variables_and_a_data_source_and_query_on_e
 // Every query against a real Prometheus scraping the real scaler and the fake fleet
 // ---------------------------------------------------------------------------------------------
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-        let d = std::env::temp_dir().join(format!("llm-scaler-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The scaler's process, killed on drop.
 struct Scaler {
     child: Child,
@@ -358,7 +340,7 @@ fn now_unix() -> f64 {
 async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_real_scaler_and_a_loaded_fleet() {
     let started = Instant::now();
     prometheus_bins();
-    let dir = TempDir::new("dashboard");
+    let dir = temp_dir("dashboard");
 
     // The fleet: PODS modelled vLLM pods, answering 503 at first so the scaler records failed
     // scrapes and ticks without a decision (the health panels have real series to show).
@@ -378,7 +360,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_
 
     // The real binary, as the Deployment runs it but on loopback, without Kubernetes.
     let (grpc, http) = (free_loopback_port(), free_loopback_port());
-    let log = dir.0.join("scaler.log");
+    let log = dir.path().join("scaler.log");
     let child = Command::new(BIN)
         .args(["serve", "--no-kube", "--allow-static-endpoints", "--scrape-interval", "500ms", "--log-format", "json"])
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
@@ -453,9 +435,9 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_
             {"job_name": "vllm", "static_configs": vllm_targets},
         ],
     });
-    let cfg = dir.0.join("prometheus.yml");
+    let cfg = dir.path().join("prometheus.yml");
     std::fs::write(&cfg, serde_json::to_string_pretty(&config).expect("json")).expect("write prometheus.yml");
-    let prom = PrometheusServer::start(&cfg, &dir.0);
+    let prom = PrometheusServer::start(&cfg, dir.path());
     // Every target scraped: the pods and the scaler.
     prom.wait_query("sum(up)", |r| r.first().and_then(|x| x["value"][1].as_str()?.parse::<usize>().ok()) == Some(PODS + 2)).await;
     let scraping_since = now_unix();

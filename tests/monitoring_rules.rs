@@ -21,7 +21,7 @@ use common::{
         PrometheusServer, prometheus_bins, promtool_check_config, promtool_check_metrics, promtool_check_rules, promtool_test_rules,
         repo_root,
     },
-    settings, so,
+    settings, so, temp_dir,
 };
 use serde_json::Value;
 
@@ -58,27 +58,6 @@ fn alerts() -> BTreeMap<String, Value> {
     out
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("llm-scaler-{tag}-{}-{}", std::process::id(), rand_suffix()));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
-}
-
 /// The PrometheusRule's `spec` as a plain rules file (JSON is YAML), for promtool.
 fn prometheusrule_as_plain_file(dir: &Path) -> PathBuf {
     let pr = yaml(&monitoring("prometheusrule.yaml"));
@@ -97,21 +76,21 @@ fn the_install_script_provides_promtool_and_prometheus_2_and_ignores_a_stale_pro
     }
     // A second run is a no-op that prints the same paths, even with a caller whose PATH starts
     // with an old promtool 1.x and whose OUT_DIR points nowhere.
-    let fake = TempDir::new("fake-promtool");
-    let shim = fake.0.join("promtool");
+    let fake = temp_dir("fake-promtool");
+    let shim = fake.path().join("promtool");
     std::fs::write(&shim, "#!/bin/sh\necho 'promtool, version 1.8.2 (branch: HEAD)'\n").expect("shim");
     Command::new("chmod").arg("+x").arg(&shim).status().expect("chmod");
     let started = Instant::now();
     let out = Command::new("/bin/bash")
         .arg(repo_root().join("scripts/prometheus/install.sh"))
-        .env("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", fake.0.display()))
+        .env("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", fake.path().display()))
         .env("OUT_DIR", "/nonexistent/out")
         .output()
         .expect("run install.sh");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(printed, format!("promtool={}\nprometheus={}\n", bins.promtool.display(), bins.prometheus.display()));
-    assert!(!printed.contains(&fake.0.display().to_string()), "the 1.x promtool was taken: {printed}");
+    assert!(!printed.contains(&fake.path().display().to_string()), "the 1.x promtool was taken: {printed}");
     assert!(started.elapsed() < Duration::from_secs(10), "an installed Prometheus makes the script a no-op");
 }
 
@@ -160,8 +139,8 @@ fn every_vllm_and_dcgm_name_the_rules_read_is_in_the_recorded_exporter_bodies() 
 
 #[test]
 fn both_rule_files_pass_promtool_check_rules() {
-    let dir = TempDir::new("promrule");
-    let spec = prometheusrule_as_plain_file(&dir.0);
+    let dir = temp_dir("promrule");
+    let spec = prometheusrule_as_plain_file(dir.path());
     let n = alerts().len();
     for f in [monitoring("rules.yaml"), spec] {
         let out = promtool_check_rules(&[&f]).unwrap_or_else(|e| panic!("{e}"));
@@ -250,7 +229,7 @@ fn the_alert_unit_tests_pass_under_promtool_test_rules() {
 
 #[test]
 fn a_broken_rule_file_fails_the_check() {
-    let dir = TempDir::new("badrules");
+    let dir = temp_dir("badrules");
     let cases = [
         ("unclosed parenthesis", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m]\n        for: 5m\n"),
         ("unknown function", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rates(x[5m]) > 1\n"),
@@ -265,7 +244,7 @@ fn a_broken_rule_file_fails_the_check() {
         ),
     ];
     for (what, text) in cases {
-        let f = dir.0.join("bad.yaml");
+        let f = dir.path().join("bad.yaml");
         std::fs::write(&f, text).expect("write");
         assert!(promtool_check_rules(&[&f]).is_err(), "{what}: promtool check rules accepted\n{text}");
     }
@@ -273,7 +252,7 @@ fn a_broken_rule_file_fails_the_check() {
     let text = std::fs::read_to_string(monitoring("rules.yaml")).expect("rules.yaml");
     let broken = text.replacen("> 0.95", "> > 0.95", 1);
     assert_ne!(broken, text);
-    let f = dir.0.join("rules.yaml");
+    let f = dir.path().join("rules.yaml");
     std::fs::write(&f, broken).expect("write");
     let e = promtool_check_rules(&[&f]).expect_err("a broken rules.yaml passes");
     assert!(e.contains("LlmFleetGpuUtilizationHigh"), "promtool names the broken alert: {e}");
@@ -283,16 +262,16 @@ fn a_broken_rule_file_fails_the_check() {
 fn unit_tests_with(from: &str, to: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(monitoring("rules.yaml")).expect("rules.yaml");
     assert_eq!(text.matches(from).count(), 1, "{from:?} must occur exactly once in rules.yaml");
-    let dir = TempDir::new("mutant");
-    std::fs::create_dir_all(dir.0.join("tests")).expect("tests dir");
-    std::fs::write(dir.0.join("rules.yaml"), text.replacen(from, to, 1)).expect("write");
+    let dir = temp_dir("mutant");
+    std::fs::create_dir_all(dir.path().join("tests")).expect("tests dir");
+    std::fs::write(dir.path().join("rules.yaml"), text.replacen(from, to, 1)).expect("write");
     let mut copies = Vec::new();
     for f in unit_test_files() {
-        let to = dir.0.join("tests").join(f.file_name().expect("name"));
+        let to = dir.path().join("tests").join(f.file_name().expect("name"));
         std::fs::copy(&f, &to).expect("copy");
         copies.push(to);
     }
-    promtool_check_rules(&[&dir.0.join("rules.yaml")]).unwrap_or_else(|e| panic!("the edit {from:?} -> {to:?} is not valid: {e}"));
+    promtool_check_rules(&[&dir.path().join("rules.yaml")]).unwrap_or_else(|e| panic!("the edit {from:?} -> {to:?} is not valid: {e}"));
     let refs: Vec<&Path> = copies.iter().map(PathBuf::as_path).collect();
     promtool_test_rules(&refs)
 }
@@ -362,10 +341,10 @@ fn scrape_config_with_file_sd(targets: &Path, rules: &Path, interval: &str) -> S
 
 #[test]
 fn the_plain_scrape_config_passes_promtool_check_config_with_its_rules() {
-    let dir = TempDir::new("promcfg");
-    let targets = dir.0.join("targets.json");
+    let dir = temp_dir("promcfg");
+    let targets = dir.path().join("targets.json");
     std::fs::write(&targets, "[]").expect("targets");
-    let cfg = dir.0.join("prometheus.yml");
+    let cfg = dir.path().join("prometheus.yml");
     std::fs::write(&cfg, scrape_config_with_file_sd(&targets, &monitoring("rules.yaml"), "15s")).expect("cfg");
     let out = promtool_check_config(&cfg).unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains(&format!("SUCCESS: {} rules found", alerts().len())), "{out}");
@@ -424,12 +403,12 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
         meta("grpc", "true", "llm-scaler-6d5f8-x2k4q"),
         meta("http", "false", "something-else"),
     ]);
-    let dir = TempDir::new("prometheus");
-    let targets = dir.0.join("targets.json");
+    let dir = temp_dir("prometheus");
+    let targets = dir.path().join("targets.json");
     std::fs::write(&targets, targets_json.to_string()).expect("targets");
-    let cfg = dir.0.join("prometheus.yml");
+    let cfg = dir.path().join("prometheus.yml");
     std::fs::write(&cfg, scrape_config_with_file_sd(&targets, &monitoring("rules.yaml"), "1s")).expect("cfg");
-    let prom = PrometheusServer::start(&cfg, &dir.0);
+    let prom = PrometheusServer::start(&cfg, dir.path());
 
     // Exactly one target, up, on the port the annotation names.
     let up = prom.wait_query("up{job=\"llm-scaler\"}", |r| r.len() == 1 && r[0]["value"][1] == "1").await;

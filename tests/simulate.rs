@@ -46,7 +46,11 @@ fn policies_compared_on_the_same_arrivals() {
     let files = sim::plots::write_all(&report, &dir).unwrap();
     let names: Vec<String> = files.iter().filter_map(|f| Some(f.file_name()?.to_str()?.to_string())).collect();
     assert_eq!(names, ["replicas.svg", "latency.svg", "cost_slo.svg"]);
-    let read = |name: &str| svg_texts(&std::fs::read_to_string(dir.join(name)).unwrap());
+    let read = |name: &str| {
+        let svg = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg:.200}");
+        sim::plots::svg_texts(&svg)
+    };
     let (replicas, latency) = (read("replicas.svg"), read("latency.svg"));
     for p in &report.policies {
         // Small multiples: each policy's own row, titled with its name (no zoom on 40 minutes).
@@ -73,26 +77,6 @@ fn policies_compared_on_the_same_arrivals() {
         assert!(cost.iter().any(|(bold, t)| *bold && *t == p.name), "{} labelled: {cost:?}", p.name);
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The text elements of an SVG as (bold, content), entities decoded.
-fn svg_texts(svg: &str) -> Vec<(bool, String)> {
-    assert!(svg.starts_with("<svg"), "{svg:.200}");
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let (attrs, rest) = t.split_once('>')?;
-            let (content, _) = rest.split_once("</text>")?;
-            let content = content
-                .trim()
-                .replace("&apos;", "'")
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
-            Some((attrs.contains("font-weight=\"bold\""), content))
-        })
-        .collect()
 }
 
 #[test]

@@ -302,5 +302,25 @@ pub fn judged_hours(hourly: &[HourTally], min_requests: u64) -> impl Iterator<It
         .map(|(i, h)| (i, h.within_slo as f64 / h.requests as f64))
 }
 
+/// The text elements of an SVG these plots drew, as (bold, content) with entities decoded: what
+/// a reader of the picture sees, for checks that it says what it should.
+pub fn svg_texts(svg: &str) -> Vec<(bool, String)> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let (attrs, rest) = t.split_once('>')?;
+            let (content, _) = rest.split_once("</text>")?;
+            let content = content
+                .trim()
+                .replace("&apos;", "'")
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            Some((attrs.contains("font-weight=\"bold\""), content))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

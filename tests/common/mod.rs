@@ -192,6 +192,11 @@ impl Harness {
     }
 }
 
+/// A temporary directory named for what it holds (`llm-scaler-<tag>-...`), removed on drop.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("llm-scaler-{tag}-")).tempdir().expect("temp dir")
+}
+
 /// GET over plain HTTP.
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
     reqwest::Client::new().get(format!("http://{addr}{path}")).send().await.expect("http").text().await.expect("body")

@@ -99,25 +99,6 @@ fn week() -> SimReport {
     }
 }
 
-/// The text elements of an SVG: (whether bold, content).
-pub(super) fn texts(svg: &str) -> Vec<(bool, String)> {
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let (attrs, rest) = t.split_once('>')?;
-            let (content, _) = rest.split_once("</text>")?;
-            let content = content
-                .trim()
-                .replace("&apos;", "'")
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
-            Some((attrs.contains("font-weight=\"bold\""), content))
-        })
-        .collect()
-}
-
 fn timeline_of(r: &SimReport, start_s: f64) -> Timeline {
     let kinds: Vec<Kind> = r.policies.iter().map(Kind::of_result).collect();
     timeline(r, &kinds, &vec![None; kinds.len()], Calendar { start_s }, 100, "seed 1 (the first of 3)".into())
@@ -142,7 +123,7 @@ fn drawn() -> (String, String, String) {
 fn every_policy_has_a_titled_row_on_a_shared_day_axis() {
     let (replicas, latency, _) = drawn();
     for svg in [&replicas, &latency] {
-        let t = texts(svg);
+        let t = svg_texts(svg);
         for name in ["static-15", "static-peak", "hpa-gpu70", "keda-queue5", "kpa", "keda-tokens", "llm-scaler", "clairvoyant"] {
             // One bold title over the whole run and one over the zoom.
             assert_eq!(t.iter().filter(|(bold, s)| *bold && s == name).count(), 2, "{name}: {t:?}");
@@ -157,7 +138,7 @@ fn every_policy_has_a_titled_row_on_a_shared_day_axis() {
         assert!(t.iter().any(|(bold, s)| *bold && s == "zoom: day 10 12:00 to day 12 12:00"), "{t:?}");
         assert!(t.iter().any(|(_, s)| s.starts_with("the 48 h around llm-scaler's worst hour, day 11 12:00 (")), "{t:?}");
     }
-    let t = texts(&latency);
+    let t = svg_texts(&latency);
     assert_eq!(t.iter().filter(|(_, s)| s == "SLO 2 s").count(), 16, "the SLO line labelled in every panel");
 }
 
@@ -193,7 +174,7 @@ fn cost_slo_labels_cover_no_label_and_no_point() {
         }
     }
     let svg = scatter::draw(&s).unwrap();
-    let t = texts(&svg);
+    let t = svg_texts(&svg);
     for p in &s.points {
         assert!(t.iter().any(|(bold, x)| *bold && *x == p.name), "{} labelled", p.name);
     }
@@ -239,7 +220,7 @@ fn placed_texts(svg: &str) -> Vec<(bool, f64, f64, f64, String)> {
     };
     svg.split("<text")
         .skip(1)
-        .zip(texts(svg))
+        .zip(svg_texts(svg))
         .filter_map(|(t, (bold, content))| {
             let (attrs, _) = t.split_once('>')?;
             Some((bold, attr(attrs, "x")?, attr(attrs, "y")?, attr(attrs, "font-size")?, content))
