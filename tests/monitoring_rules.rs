@@ -365,8 +365,20 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     let bad = so("ai-inference", "broken", &[("endpoints", format!("vllm-gone={dead}"))]);
     let _ = h.metric(&bad).await;
 
+    // The first GetMetrics only starts the broken target's collection; its failed scrape is
+    // counted a tick later (on a loaded 2-core machine, well after this call returns). Wait for
+    // the count, so the body below is the one a steady scaler serves.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let body = http_get(h.http_addr, "/metrics").await;
+        if body.lines().any(|l| l.starts_with("llm_scaler_pod_scrape_errors_total{") && l.contains("scaledobject=\"broken\"")) {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the broken pod's failed scrapes were never counted:\n{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
     // The body Prometheus will scrape, as it is, must be the exposition promtool parses.
-    let body = http_get(h.http_addr, "/metrics").await;
     assert!(body.contains("llm_scaler_desired_replicas{namespace=\"ai-inference\",scaledobject=\"llama\"}"), "{body}");
     // Without an OpenMetrics Accept header the scaler answers the classic text, which
     // `promtool check metrics` (2.42) reads and lints clean.
