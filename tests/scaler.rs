@@ -660,3 +660,37 @@ async fn an_edited_scaledobjects_cost_counter_never_goes_back_while_its_old_targ
     assert!(body.contains(series), "the old target's end left the new one's series in place\n{body}");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn the_decisions_api_says_when_each_target_was_last_asked_and_when_it_stops_so_an_edit_can_be_told_apart() {
+    let pod = FakePod::start("llama").await;
+    let idle = Duration::from_secs(4);
+    let mut h = Harness::start(llm_scaler::serve::config::Settings { idle_timeout: idle, ..settings(100) }).await;
+    let meta = |peak: &str| so("ai", "edited", &[("endpoints", endpoints(&[&pod])), ("peakFactor", peak.into())]);
+    let (before, after) = (meta("1.5"), meta("2"));
+    h.wait_metric(&before, T, |r| r.is_ok()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The edit: KEDA asks with the new metadata only from now on.
+    h.wait_metric(&after, T, |r| r.is_ok()).await.unwrap();
+    let decisions: serde_json::Value = serde_json::from_str(&h.decisions().await).unwrap();
+    let mut targets: Vec<(f64, f64, f64)> = decisions["scaledobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["name"] == "edited")
+        .map(|o| {
+            let n = |k: &str| o[k].as_f64().unwrap_or_else(|| panic!("{k} in {o}"));
+            (n("asked_seconds_ago"), n("stops_in_seconds"), o["spec"]["policy"]["peak_factor"].as_f64().unwrap_or(f64::NAN))
+        })
+        .collect();
+    targets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(targets.len(), 2, "the old metadata's target is still collected: {decisions}");
+    let ((new_asked, new_stops, new_peak), (old_asked, old_stops, old_peak)) = (targets[0], targets[1]);
+    assert_eq!((new_peak, old_peak), (2.0, 1.5), "the one asked last is the new metadata's: {targets:?}");
+    assert!(new_asked < 1.0 && old_asked >= 1.0 && old_asked < idle.as_secs_f64(), "{targets:?}");
+    // Each stops when the idle timeout has passed since it was last asked.
+    for (asked, stops) in [(new_asked, new_stops), (old_asked, old_stops)] {
+        assert!((asked + stops - idle.as_secs_f64()).abs() < 1e-3, "{targets:?}");
+    }
+    h.stop().await;
+}

@@ -161,6 +161,27 @@ impl Presence {
     pub fn expired(&self, origin: Instant, timeout: Duration) -> bool {
         !self.has_streams() && self.idle_for(origin) > timeout
     }
+
+    /// What the decisions API says of it: since when KEDA has not asked, and when collection
+    /// stops. An edited ScaledObject leaves its old metadata's target behind until it expires;
+    /// these two numbers let a reader tell it from the live one.
+    pub fn view(&self, origin: Instant, timeout: Duration) -> PresenceView {
+        let idle = self.idle_for(origin);
+        PresenceView {
+            asked_seconds_ago: idle.as_secs_f64(),
+            stops_in_seconds: (!self.has_streams()).then(|| timeout.saturating_sub(idle).as_secs_f64()),
+        }
+    }
+}
+
+/// A target's [`Presence`], as the decisions API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PresenceView {
+    /// Seconds since an RPC last asked about it.
+    pub asked_seconds_ago: f64,
+    /// Seconds until its collection stops unless asked about again (`None`: a push stream is
+    /// open, which keeps it collected).
+    pub stops_in_seconds: Option<f64>,
 }
 
 /// Keeps a target collected while a push stream is open.

@@ -1,8 +1,9 @@
 //! The HTTP side: `/metrics` (our own Prometheus metrics), `/healthz`, `/readyz` and
 //! `/api/v1/decisions` (every served ScaledObject's latest decision with each signal's
 //! contribution and the reason, plus a short history; every ScaledJob's latest batch decision
-//! with its work, Jobs, the cap that bound, cost per hour and projected finish). Read-only, from
-//! memory.
+//! with its work, Jobs, the cap that bound, cost per hour and projected finish). Each also says
+//! when KEDA last asked about it and when its collection stops, which tells an edited
+//! ScaledObject's old-metadata target from the live one. Read-only, from memory.
 //!
 //! `/api/v1/decisions?namespace=NS` lists only the ScaledObjects of one namespace, so that a
 //! proxy in front of this port can give each team its own namespace's decisions and nothing
@@ -24,7 +25,7 @@ use axum::{
 use serde::Serialize;
 
 use crate::{
-    run::{batch::BatchView, registry::Registry, store::StoreView, telemetry::Metrics},
+    run::{batch::BatchView, registry::Registry, store::StoreView, target::PresenceView, telemetry::Metrics},
     spec::{ScalerSpec, batch::BatchSpec, tenancy::is_namespace_name},
 };
 
@@ -46,6 +47,8 @@ struct TargetView {
     spec: Arc<ScalerSpec>,
     #[serde(flatten)]
     store: StoreView,
+    #[serde(flatten)]
+    presence: PresenceView,
 }
 
 /// A ScaledJob's latest batch decision.
@@ -56,6 +59,8 @@ struct BatchTargetView {
     spec: Arc<BatchSpec>,
     #[serde(flatten)]
     store: BatchView,
+    #[serde(flatten)]
+    presence: PresenceView,
 }
 
 #[derive(Serialize)]
@@ -113,6 +118,7 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 fn batch_views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<BatchTargetView> {
     let Some(reg) = s.registry.get() else { return Vec::new() };
     let now = tokio::time::Instant::now();
+    let (origin, idle) = (reg.shared().origin, reg.shared().settings.idle_timeout);
     reg.all_batch()
         .into_iter()
         .filter(|t| filter(&t.key.namespace, &t.key.name))
@@ -121,6 +127,7 @@ fn batch_views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<Batch
             name: t.key.name.clone(),
             spec: t.spec.clone(),
             store: t.store.view(now),
+            presence: t.presence.view(origin, idle),
         })
         .collect()
 }
@@ -128,6 +135,7 @@ fn batch_views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<Batch
 fn views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<TargetView> {
     let Some(reg) = s.registry.get() else { return Vec::new() };
     let now = tokio::time::Instant::now();
+    let (origin, idle) = (reg.shared().origin, reg.shared().settings.idle_timeout);
     reg.all()
         .into_iter()
         .filter(|t| filter(&t.key.namespace, &t.key.name))
@@ -136,6 +144,7 @@ fn views(s: &HttpState, filter: &impl Fn(&str, &str) -> bool) -> Vec<TargetView>
             name: t.key.name.clone(),
             spec: t.spec.clone(),
             store: t.store.view(now),
+            presence: t.presence.view(origin, idle),
         })
         .collect()
 }

@@ -225,6 +225,18 @@ struct ObjectView {
     fresh: bool,
     last_error: Option<String>,
     cost: Option<CostView>,
+    #[serde(flatten)]
+    presence: PresenceFields,
+}
+
+/// Since when KEDA has not asked about a target, and when its collection stops (absent from a
+/// server older than these fields: then no row is ever shown as replaced).
+#[derive(Debug, Default, Deserialize)]
+struct PresenceFields {
+    #[serde(default)]
+    asked_seconds_ago: Option<f64>,
+    #[serde(default)]
+    stops_in_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +271,8 @@ struct JobView {
     age_seconds: Option<f64>,
     fresh: bool,
     last_error: Option<String>,
+    #[serde(flatten)]
+    presence: PresenceFields,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,6 +360,47 @@ pub struct ObjectRow {
     pub age_seconds: Option<f64>,
     /// The cost of its pods.
     pub cost: Cost,
+    /// Set when KEDA now asks about this ScaledObject with other metadata (it was edited):
+    /// this row is the old metadata's, winding down.
+    pub replaced: Option<Replaced>,
+}
+
+/// A target of old metadata: KEDA asks about its namespace and name with other metadata now
+/// (the ScaledObject or ScaledJob was edited), so nothing reads this target's answer and its
+/// collection stops once the idle timeout has passed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replaced {
+    /// Seconds since KEDA last asked with this metadata.
+    pub asked_seconds_ago: f64,
+    /// Seconds until its collection stops (`None`: a push stream keeps it).
+    pub stops_in_seconds: Option<f64>,
+}
+
+/// How long KEDA may leave a live target unasked: the HPA asks for metrics every 15 s and KEDA
+/// checks activity every `pollingInterval` (30 s by default), so a minute without a question
+/// while a same-named target was asked within it means this one's metadata was replaced.
+pub const REPLACED_AFTER_SECONDS: f64 = 60.0;
+
+/// Which of the targets `(namespace, name, asked_seconds_ago)` are replaced: not asked for
+/// [`REPLACED_AFTER_SECONDS`] while another of the same namespace and name was. Two triggers of
+/// one ScaledObject with different metadata are both asked and so neither is replaced.
+fn replaced_flags(targets: &[(&str, &str, Option<f64>)]) -> Vec<bool> {
+    let live = |a: Option<f64>| a.is_some_and(|a| a < REPLACED_AFTER_SECONDS);
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, (ns, name, asked))| {
+            asked.is_some_and(|a| a >= REPLACED_AFTER_SECONDS)
+                && targets.iter().enumerate().any(|(j, (ns2, name2, asked2))| j != i && ns == ns2 && name == name2 && live(*asked2))
+        })
+        .collect()
+}
+
+fn replaced(flag: bool, p: &PresenceFields) -> Option<Replaced> {
+    match (flag, p.asked_seconds_ago) {
+        (true, Some(asked_seconds_ago)) => Some(Replaced { asked_seconds_ago, stops_in_seconds: p.stops_in_seconds }),
+        _ => None,
+    }
 }
 
 /// One ScaledJob's batch decision.
@@ -376,6 +431,8 @@ pub struct JobRow {
     pub answer: Answer<Jobs>,
     /// Seconds since the latest decision.
     pub age_seconds: Option<f64>,
+    /// Set when KEDA now asks about this ScaledJob with other metadata (see [`Replaced`]).
+    pub replaced: Option<Replaced>,
 }
 
 fn answer<T>(decision: Option<T>, fresh: bool, last_error: Option<String>) -> Answer<T> {
@@ -394,10 +451,15 @@ fn answer<T>(decision: Option<T>, fresh: bool, last_error: Option<String>) -> An
 
 impl From<Listing> for Status {
     fn from(l: Listing) -> Status {
+        let flags = replaced_flags(
+            &l.scaledobjects.iter().map(|o| (o.namespace.as_str(), o.name.as_str(), o.presence.asked_seconds_ago)).collect::<Vec<_>>(),
+        );
         let scaledobjects = l
             .scaledobjects
             .into_iter()
-            .map(|o| ObjectRow {
+            .zip(flags)
+            .map(|(o, flag)| ObjectRow {
+                replaced: replaced(flag, &o.presence),
                 answer: answer(
                     o.latest.map(|d| Replicas {
                         current: d.current_replicas,
@@ -422,10 +484,15 @@ impl From<Listing> for Status {
                 name: o.name,
             })
             .collect();
+        let flags = replaced_flags(
+            &l.scaledjobs.iter().map(|j| (j.namespace.as_str(), j.name.as_str(), j.presence.asked_seconds_ago)).collect::<Vec<_>>(),
+        );
         let scaledjobs = l
             .scaledjobs
             .into_iter()
-            .map(|j| JobRow {
+            .zip(flags)
+            .map(|(j, flag)| JobRow {
+                replaced: replaced(flag, &j.presence),
                 answer: answer(
                     j.decision.map(|d| Jobs {
                         wanted: d.jobs_wanted,
@@ -469,8 +536,14 @@ impl Status {
     /// batch work), so replicas, signal, outcome, state, cost per hour and Jobs remain.
     pub fn material(&self) -> Status {
         let mut s = self.clone();
+        let still = |r: &mut Option<Replaced>| {
+            if let Some(r) = r {
+                (r.asked_seconds_ago, r.stops_in_seconds) = (0.0, r.stops_in_seconds.map(|_| 0.0));
+            }
+        };
         for o in &mut s.scaledobjects {
             o.age_seconds = None;
+            still(&mut o.replaced);
             match &mut o.answer {
                 Answer::Deciding(d) | Answer::Unavailable { stale: Some(d), .. } => d.reason.clear(),
                 Answer::Unavailable { stale: None, .. } => {}
@@ -481,6 +554,7 @@ impl Status {
         }
         for j in &mut s.scaledjobs {
             j.age_seconds = None;
+            still(&mut j.replaced);
             if let Answer::Deciding(d) | Answer::Unavailable { stale: Some(d), .. } = &mut j.answer {
                 d.reason.clear();
                 d.work = None;
@@ -490,13 +564,14 @@ impl Status {
     }
 
     /// The table `llm-scaler status` prints: ScaledObjects, then (after a blank line) ScaledJobs,
-    /// each sorted by namespace and name. `wide` adds columns and prints whole reasons.
+    /// each sorted by namespace and name, a replaced target after the live one it gave way to.
+    /// `wide` adds columns and prints whole reasons.
     pub fn table(&self, wide: bool) -> String {
         let mut out = String::new();
         let mut objects: Vec<&ObjectRow> = self.scaledobjects.iter().collect();
-        objects.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        objects.sort_by(|a, b| (&a.namespace, &a.name, a.replaced.is_some()).cmp(&(&b.namespace, &b.name, b.replaced.is_some())));
         let mut jobs: Vec<&JobRow> = self.scaledjobs.iter().collect();
-        jobs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        jobs.sort_by(|a, b| (&a.namespace, &a.name, a.replaced.is_some()).cmp(&(&b.namespace, &b.name, b.replaced.is_some())));
         if !objects.is_empty() {
             let mut head = vec!["NAMESPACE", "SCALEDOBJECT", "REPLICAS", "SIGNAL", "COST/H", "AGE"];
             if wide {
@@ -541,6 +616,7 @@ fn object_cells(o: &ObjectRow, wide: bool) -> Vec<String> {
         }
         Cost::Unknown { .. } => ("unknown".into(), "unknown".into()),
     };
+    let reason = o.replaced.as_ref().map_or(reason, |r| r.reason());
     let mut cells = vec![o.namespace.clone(), o.name.clone(), replicas, signal, per_hour, age(o.age_seconds, &o.answer)];
     if wide {
         cells.extend([outcome, per_1k]);
@@ -563,12 +639,25 @@ fn job_cells(j: &JobRow, wide: bool) -> Vec<String> {
             ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), format!("unavailable: {reason}"))
         }
     };
+    let reason = j.replaced.as_ref().map_or(reason, |r| r.reason());
     let mut cells = vec![j.namespace.clone(), j.name.clone(), planned, wanted, bound, per_hour, age(j.age_seconds, &j.answer)];
     if wide {
         cells.push(work);
     }
     cells.push(if wide { reason } else { cut(&reason, REASON_WIDTH) });
     cells
+}
+
+impl Replaced {
+    /// The reason a replaced row shows instead of its decision's: its numbers are not what
+    /// KEDA acts on, the row above (the same name) is.
+    fn reason(&self) -> String {
+        let stops = match self.stops_in_seconds {
+            Some(s) => format!("stops in {}", short_duration(s)),
+            None => "kept by a push stream".into(),
+        };
+        format!("replaced by new metadata: last asked {} ago, {stops}", short_duration(self.asked_seconds_ago))
+    }
 }
 
 fn dollars(x: f64) -> String {

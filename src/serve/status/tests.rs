@@ -214,3 +214,79 @@ fn a_number_the_server_could_not_write_or_a_cost_state_from_a_newer_server_still
     let table = status.table(true);
     assert!(table.lines().any(|l| l.starts_with("b ") && l.contains(" -   ")), "work unknown: -\n{table}");
 }
+
+/// An edited ScaledObject as the API lists it: the new metadata's target (asked 5 s ago) and the
+/// old one's (asked 130 s ago, stopping in 470 s), plus a ScaledObject with two triggers whose
+/// targets are both asked, and a lone target KEDA stopped asking about (deleted, not edited).
+fn edited() -> Listing {
+    let object = |name: &str, desired: u32, asked: f64, stops: Option<f64>| {
+        serde_json::json!({
+            "namespace": "ai", "name": name, "fresh": true, "age_seconds": 1.0, "last_error": null,
+            "latest": {"desired_replicas": desired, "current_replicas": 4, "dominant": "queue_depth", "outcome": "hold", "reason": "hold at 4"},
+            "cost": null, "asked_seconds_ago": asked, "stops_in_seconds": stops
+        })
+    };
+    serde_json::from_value(serde_json::json!({
+        "scaledobjects": [
+            object("llama", 9, 130.0, Some(470.0)),
+            object("llama", 4, 5.0, Some(595.0)),
+            object("twin", 3, 4.0, Some(596.0)),
+            object("twin", 5, 12.0, Some(588.0)),
+            object("gone", 2, 200.0, Some(400.0)),
+        ],
+        "scaledjobs": [
+            {"namespace": "batch", "name": "embed", "fresh": true, "age_seconds": 1.0, "last_error": null,
+             "asked_seconds_ago": 61.0, "stops_in_seconds": null,
+             "decision": {"work": 10.0, "jobs_wanted": 1, "jobs": 1, "bound": "queue", "cost_per_hour": 1.0, "reason": "old"}},
+            {"namespace": "batch", "name": "embed", "fresh": true, "age_seconds": 1.0, "last_error": null,
+             "asked_seconds_ago": 2.0, "stops_in_seconds": 598.0,
+             "decision": {"work": 10.0, "jobs_wanted": 2, "jobs": 2, "bound": "queue", "cost_per_hour": 2.0, "reason": "new"}}
+        ]
+    }))
+    .expect("the API's shape")
+}
+
+#[test]
+fn an_edited_scaledobjects_old_target_is_marked_replaced_and_listed_after_the_live_one() {
+    let status = Status::from(edited());
+    let replaced: Vec<(&str, u32)> = status
+        .scaledobjects
+        .iter()
+        .filter(|o| o.replaced.is_some())
+        .map(|o| match &o.answer {
+            Answer::Deciding(d) => (o.name.as_str(), d.desired),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Only the old llama: both of twin's triggers are asked, and gone has no live sibling.
+    assert_eq!(replaced, [("llama", 9)]);
+    let table = status.table(false);
+    let llama: Vec<&str> = table.lines().filter(|l| l.contains(" llama ")).collect();
+    assert!(llama[0].contains("4/4") && llama[0].ends_with("hold at 4"), "the live target first:\n{table}");
+    assert!(llama[1].contains("4/9"), "{table}");
+    assert!(llama[1].ends_with("replaced by new metadata: last asked 2m10s ago, stops in 7m50s"), "{table}");
+    let jobs = table.split_once("\n\n").expect("two tables").1;
+    let embed: Vec<&str> = jobs.lines().filter(|l| l.contains(" embed ")).collect();
+    assert!(embed[0].ends_with("new") && embed[1].ends_with("last asked 1m1s ago, kept by a push stream"), "{jobs}");
+    let v = serde_json::to_value(&status).unwrap();
+    assert_eq!(v["scaledobjects"][0]["replaced"], serde_json::json!({"asked_seconds_ago": 130.0, "stops_in_seconds": 470.0}));
+    assert!(v["scaledobjects"][1]["replaced"].is_null());
+}
+
+#[test]
+fn watch_reprints_when_a_target_becomes_replaced_but_not_as_its_countdown_moves() {
+    let a = Status::from(edited());
+    let mut b = a.clone();
+    let old = b.scaledobjects.iter_mut().find(|o| o.replaced.is_some()).unwrap();
+    old.replaced = Some(Replaced { asked_seconds_ago: 140.0, stops_in_seconds: Some(460.0) });
+    assert_eq!(a.material(), b.material());
+    let mut c = a.clone();
+    c.scaledobjects.iter_mut().for_each(|o| o.replaced = None);
+    assert_ne!(a.material(), c.material());
+}
+
+#[test]
+fn a_server_without_the_presence_fields_never_shows_a_row_as_replaced() {
+    let status = Status::from(listing());
+    assert!(status.scaledobjects.iter().all(|o| o.replaced.is_none()) && status.scaledjobs.iter().all(|j| j.replaced.is_none()));
+}
