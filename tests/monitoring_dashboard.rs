@@ -404,15 +404,11 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_
     );
     let first = h.metric(&so).await;
     assert!(first.is_err(), "no pod answers yet, so no number: {first:?}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body = common::http_get(h.http_addr, "/metrics").await;
-        if body.contains("llm_scaler_unavailable_ticks_total{") && body.contains("llm_scaler_pod_scrape_errors_total{") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no failed scrape or tick recorded:\n{body}\n{}", scaler.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_body(h.http_addr, "/metrics", Duration::from_secs(20), |body| {
+        body.contains("llm_scaler_unavailable_ticks_total{") && body.contains("llm_scaler_pod_scrape_errors_total{")
+    })
+    .await
+    .unwrap_or_else(|body| panic!("no failed scrape or tick recorded:\n{body}\n{}", scaler.log()));
     for p in pods.iter() {
         p.behave(Behavior::Vllm);
     }

@@ -16,12 +16,12 @@ use std::{
 };
 
 use common::{
-    FakePod, Harness, endpoints, http_get,
+    FakePod, Harness, endpoints,
     prometheus::{
         PrometheusServer, prometheus_bins, promtool_check_config, promtool_check_metrics, promtool_check_rules, promtool_test_rules,
         repo_root,
     },
-    settings, so, temp_dir,
+    settings, so, temp_dir, wait_body,
 };
 use serde_json::Value;
 
@@ -368,15 +368,11 @@ async fn a_real_prometheus_with_the_plain_scrape_config_scrapes_the_real_scaler_
     // The first GetMetrics only starts the broken target's collection; its failed scrape is
     // counted a tick later (on a loaded 2-core machine, well after this call returns). Wait for
     // the count, so the body below is the one a steady scaler serves.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let body = http_get(h.http_addr, "/metrics").await;
-        if body.lines().any(|l| l.starts_with("llm_scaler_pod_scrape_errors_total{") && l.contains("scaledobject=\"broken\"")) {
-            break body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the broken pod's failed scrapes were never counted:\n{body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let body = wait_body(h.http_addr, "/metrics", Duration::from_secs(20), |body| {
+        body.lines().any(|l| l.starts_with("llm_scaler_pod_scrape_errors_total{") && l.contains("scaledobject=\"broken\""))
+    })
+    .await
+    .unwrap_or_else(|body| panic!("the broken pod's failed scrapes were never counted:\n{body}"));
 
     // The body Prometheus will scrape, as it is, must be the exposition promtool parses.
     assert!(body.contains("llm_scaler_desired_replicas{namespace=\"ai-inference\",scaledobject=\"llama\"}"), "{body}");

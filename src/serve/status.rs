@@ -381,26 +381,20 @@ pub struct Replaced {
 /// while a same-named target was asked within it means this one's metadata was replaced.
 pub const REPLACED_AFTER_SECONDS: f64 = 60.0;
 
-/// Which of the targets `(namespace, name, asked_seconds_ago)` are replaced: not asked for
+/// Which of the targets `(namespace, name, presence)` are replaced: not asked for
 /// [`REPLACED_AFTER_SECONDS`] while another of the same namespace and name was. Two triggers of
 /// one ScaledObject with different metadata are both asked and so neither is replaced.
-fn replaced_flags(targets: &[(&str, &str, Option<f64>)]) -> Vec<bool> {
-    let live = |a: Option<f64>| a.is_some_and(|a| a < REPLACED_AFTER_SECONDS);
+fn replaced(targets: &[(&str, &str, &PresenceFields)]) -> Vec<Option<Replaced>> {
+    let live = |p: &PresenceFields| p.asked_seconds_ago.is_some_and(|a| a < REPLACED_AFTER_SECONDS);
     targets
         .iter()
         .enumerate()
-        .map(|(i, (ns, name, asked))| {
-            asked.is_some_and(|a| a >= REPLACED_AFTER_SECONDS)
-                && targets.iter().enumerate().any(|(j, (ns2, name2, asked2))| j != i && ns == ns2 && name == name2 && live(*asked2))
+        .map(|(i, (ns, name, p))| {
+            let asked_seconds_ago = p.asked_seconds_ago.filter(|a| *a >= REPLACED_AFTER_SECONDS)?;
+            let superseded = targets.iter().enumerate().any(|(j, (ns2, name2, p2))| j != i && ns == ns2 && name == name2 && live(p2));
+            superseded.then_some(Replaced { asked_seconds_ago, stops_in_seconds: p.stops_in_seconds })
         })
         .collect()
-}
-
-fn replaced(flag: bool, p: &PresenceFields) -> Option<Replaced> {
-    match (flag, p.asked_seconds_ago) {
-        (true, Some(asked_seconds_ago)) => Some(Replaced { asked_seconds_ago, stops_in_seconds: p.stops_in_seconds }),
-        _ => None,
-    }
 }
 
 /// One ScaledJob's batch decision.
@@ -451,15 +445,14 @@ fn answer<T>(decision: Option<T>, fresh: bool, last_error: Option<String>) -> An
 
 impl From<Listing> for Status {
     fn from(l: Listing) -> Status {
-        let flags = replaced_flags(
-            &l.scaledobjects.iter().map(|o| (o.namespace.as_str(), o.name.as_str(), o.presence.asked_seconds_ago)).collect::<Vec<_>>(),
-        );
+        let replaced_objects =
+            replaced(&l.scaledobjects.iter().map(|o| (o.namespace.as_str(), o.name.as_str(), &o.presence)).collect::<Vec<_>>());
         let scaledobjects = l
             .scaledobjects
             .into_iter()
-            .zip(flags)
-            .map(|(o, flag)| ObjectRow {
-                replaced: replaced(flag, &o.presence),
+            .zip(replaced_objects)
+            .map(|(o, replaced)| ObjectRow {
+                replaced,
                 answer: answer(
                     o.latest.map(|d| Replicas {
                         current: d.current_replicas,
@@ -484,15 +477,14 @@ impl From<Listing> for Status {
                 name: o.name,
             })
             .collect();
-        let flags = replaced_flags(
-            &l.scaledjobs.iter().map(|j| (j.namespace.as_str(), j.name.as_str(), j.presence.asked_seconds_ago)).collect::<Vec<_>>(),
-        );
+        let replaced_jobs =
+            replaced(&l.scaledjobs.iter().map(|j| (j.namespace.as_str(), j.name.as_str(), &j.presence)).collect::<Vec<_>>());
         let scaledjobs = l
             .scaledjobs
             .into_iter()
-            .zip(flags)
-            .map(|(j, flag)| JobRow {
-                replaced: replaced(flag, &j.presence),
+            .zip(replaced_jobs)
+            .map(|(j, replaced)| JobRow {
+                replaced,
                 answer: answer(
                     j.decision.map(|d| Jobs {
                         wanted: d.jobs_wanted,

@@ -197,6 +197,22 @@ pub fn temp_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("llm-scaler-{tag}-")).tempdir().expect("temp dir")
 }
 
+/// GETs `path` every 100 ms until its body satisfies `pred` (`Ok(body)`) or `timeout` has
+/// passed (`Err(last body)`): for what the scaler records a tick after the call that caused it.
+pub async fn wait_body(addr: SocketAddr, path: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let body = http_get(addr, path).await;
+        if pred(&body) {
+            return Ok(body);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// GET over plain HTTP.
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
     reqwest::Client::new().get(format!("http://{addr}{path}")).send().await.expect("http").text().await.expect("body")
